@@ -1,0 +1,15 @@
+"""corit_hf: the CoRIT forged-image detector for transformers, with SAM, GSNR and COR tooling."""
+
+from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
+
+from .configuration_corit import CoritConfig
+from .modeling_corit import CoritForImageClassification, CoritPreTrainedModel, image_processor_for
+
+
+__version__ = "0.1.0"
+
+AutoConfig.register("corit", CoritConfig, exist_ok=True)
+AutoModel.register(CoritConfig, CoritForImageClassification, exist_ok=True)
+AutoModelForImageClassification.register(CoritConfig, CoritForImageClassification, exist_ok=True)
+
+__all__ = ["CoritConfig", "CoritForImageClassification", "CoritPreTrainedModel", "image_processor_for"]
