@@ -4,12 +4,14 @@ Self-contained (torch + transformers + configuration_corit) so it also loads as 
 """
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from transformers import AutoConfig, CLIPImageProcessorPil, CLIPVisionModel, PreTrainedModel
 from transformers.modeling_outputs import ImageClassifierOutput
+from transformers.utils import logging
 
 from .configuration_corit import CoritConfig
 
@@ -72,6 +74,17 @@ def image_processor_for(config: CoritConfig) -> CLIPImageProcessorPil:
     )
 
 
+@contextmanager
+def quiet_load_report():
+    """Hide the report of a CLIPModel checkpoint's text weights, which a vision-only load rightly ignores."""
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(verbosity)
+
+
 class CoritForImageClassification(CoritPreTrainedModel):
     """CLIP vision backbone + CGP, RRM, RSI and HRI + a linear classifier (see the config for the switches)."""
 
@@ -91,7 +104,14 @@ class CoritForImageClassification(CoritPreTrainedModel):
         clip_config = AutoConfig.from_pretrained(pretrained_model_name_or_path)
         vision_config = getattr(clip_config, "vision_config", clip_config)
         model = cls(CoritConfig(vision_config=vision_config.to_dict(), **config_kwargs))
-        vision = CLIPVisionModel.from_pretrained(pretrained_model_name_or_path, config=vision_config)
+        with quiet_load_report():
+            vision, info = CLIPVisionModel.from_pretrained(
+                pretrained_model_name_or_path, config=vision_config, output_loading_info=True
+            )
+        if info["missing_keys"]:
+            raise ValueError(
+                f"{pretrained_model_name_or_path} lacks CLIP vision weights: {sorted(info['missing_keys'])[:5]}"
+            )
         model.backbone.load_state_dict(vision.state_dict())
         model.config.base_model_name_or_path = str(pretrained_model_name_or_path)
         return model

@@ -1,0 +1,43 @@
+"""Fine-tuning modes: which parameters of a CoRIT model train (full, LayerNorm-only, or LoRA via peft)."""
+
+from peft import LoraConfig, PeftModel, get_peft_model
+from torch import nn
+from transformers import PreTrainedModel
+
+
+FINETUNING_MODES = ("full", "layernorm", "lora")
+
+
+def apply_finetuning(
+    model: PreTrainedModel,
+    mode: str = "full",
+    lora_rank: int = 8,
+    lora_alpha: int = 16,
+    lora_dropout: float = 0.0,
+) -> PreTrainedModel | PeftModel:
+    """Set which weights train; the classifier always trains. LoRA returns a `PeftModel` (q/v projections)."""
+    if mode not in FINETUNING_MODES:
+        raise ValueError(f"finetuning mode must be one of {FINETUNING_MODES}, got {mode!r}.")
+    if mode == "lora":
+        lora_config = LoraConfig(
+            r=lora_rank,
+            lora_alpha=lora_alpha,
+            lora_dropout=lora_dropout,
+            target_modules=["q_proj", "v_proj"],
+            modules_to_save=["classifier"],
+        )
+        return get_peft_model(model, lora_config)
+    model.requires_grad_(mode == "full")
+    if mode == "layernorm":
+        for module in model.modules():
+            if isinstance(module, nn.LayerNorm):
+                module.requires_grad_(True)
+    model.classifier.requires_grad_(True)
+    return model
+
+
+def count_trainable_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts, to report what a mode leaves trainable."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, total
