@@ -1,0 +1,118 @@
+"""Cost of a CoritTrainer step: SAM vs plain, GSNR logging vs none, the per_sample estimator vs a plain step.
+
+Each variant is one optimizer step (training_step + AdamW step + zero_grad) on the same model and batch. Variants
+are interleaved repetition by repetition (the first repetition is a discarded warm-up) and the median time of each
+is compared, in one process, so that machine load drifts hit all variants alike. Time is this process's CPU time
+on one intra-op thread by default (`--threads`), which other jobs on a shared machine disturb far less than wall
+time. SAM's physical bound is 2.0 (two forward/backward passes); the targets are SAM / plain <= 2.10 and SAM with
+microbatch GSNR on every step / SAM <= 1.10.
+
+    python benchmarks/step_cost.py                       # tiny and ViT-B/16-shaped presets
+    python benchmarks/step_cost.py --presets tiny --reps 20
+"""
+
+import argparse
+import statistics
+import tempfile
+import time
+import warnings
+
+import torch
+
+from corit_hf import CoritConfig, CoritForImageClassification
+from corit_hf.gsnr import layer_gsnr
+from corit_hf.trainer import CoritTrainer, CoritTrainingArguments
+
+
+def make_trainer(model, output_dir: str, optimizer: torch.optim.Optimizer | None, **sam_gsnr) -> CoritTrainer:
+    """A trainer that only runs steps by hand; all trainers of one model share one optimizer."""
+    args = CoritTrainingArguments(
+        output_dir=output_dir, report_to="none", use_cpu=True, logging_strategy="no", **sam_gsnr
+    )
+    trainer = CoritTrainer(model, args)
+    if optimizer is None:
+        trainer.create_optimizer()
+    else:
+        trainer.optimizer = optimizer
+    trainer.current_gradient_accumulation_steps = 1  # set by the training loop, which the benchmark bypasses
+    return trainer
+
+
+def timed_step(trainer: CoritTrainer, batch: dict[str, torch.Tensor]) -> float:
+    """Seconds for one optimizer step, advancing global_step so that `gsnr_every=1` is due every time."""
+    start = time.process_time()
+    trainer.training_step(trainer.model, batch)
+    trainer.optimizer.step()
+    trainer.model.zero_grad()
+    elapsed = time.process_time() - start
+    trainer.state.global_step += 1
+    return elapsed
+
+
+def measure(preset: str, batch_size: int, reps: int, chunks: int, per_sample_chunks: int) -> None:
+    torch.manual_seed(0)
+    config = CoritConfig.from_preset(preset)
+    model = CoritForImageClassification(config).train()
+    size = config.vision_config.image_size
+    batch = {"pixel_values": torch.randn(batch_size, 3, size, size), "labels": torch.arange(batch_size) % 2}
+    gsnr = {"gsnr_every": 1, "gsnr_estimator": "microbatch", "gsnr_chunks": chunks}
+    with tempfile.TemporaryDirectory() as output_dir:
+        plain = make_trainer(model, output_dir, None, sam_rho=0.0)
+        variants = {
+            "plain": plain,
+            "sam": make_trainer(model, output_dir, plain.optimizer, sam_rho=0.05),
+            "sam+gsnr": make_trainer(model, output_dir, plain.optimizer, sam_rho=0.05, **gsnr),
+            "plain+gsnr": make_trainer(model, output_dir, plain.optimizer, sam_rho=0.0, **gsnr),
+        }
+        times = {name: [] for name in [*variants, "per_sample"]}
+        for rep in range(reps + 1):
+            for name, trainer in variants.items():
+                elapsed = timed_step(trainer, batch)
+                if rep:
+                    times[name].append(elapsed)
+            start = time.process_time()
+            layer_gsnr(model, None, batch, estimator="per_sample", chunks=per_sample_chunks)
+            if rep:
+                times["per_sample"].append(time.process_time() - start)
+    median = {name: statistics.median(values) for name, values in times.items()}
+    rows = [
+        ("SAM / plain", median["sam"] / median["plain"], "bound 2.0, target <= 2.10"),
+        ("SAM + microbatch GSNR every step / SAM", median["sam+gsnr"] / median["sam"], f"k={chunks}, target <= 1.10"),
+        (
+            "plain + microbatch GSNR every step / plain",
+            median["plain+gsnr"] / median["plain"],
+            "rho=0: the estimator needs its own chunked pass",
+        ),
+        (
+            "per_sample GSNR estimate / plain step",
+            median["per_sample"] / median["plain"],
+            f"{per_sample_chunks} chunk(s)",
+        ),
+    ]
+    print(
+        f"preset={preset} batch={batch_size} reps={reps} threads={torch.get_num_threads()} "
+        f"plain step={median['plain']:.4f}s CPU (medians, interleaved)"
+    )
+    for label, ratio, note in rows:
+        print(f"  {label:<44} {ratio:6.3f}  ({note})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", nargs="+", default=["tiny", "clip-vit-b16"])
+    parser.add_argument("--reps", type=int, default=None, help="repetitions (default: 15 for tiny, 5 otherwise)")
+    parser.add_argument("--chunks", type=int, default=4, help="gsnr_chunks of the microbatch estimator")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore", message="There is a performance drop")  # functorch fallbacks (per_sample)
+    for preset in args.presets:
+        tiny = preset == "tiny"
+        reps = args.reps or (15 if tiny else 5)
+        measure(
+            preset, batch_size=16 if tiny else 4, reps=reps, chunks=args.chunks, per_sample_chunks=1 if tiny else 2
+        )
+
+
+if __name__ == "__main__":
+    main()

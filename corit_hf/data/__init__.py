@@ -1,0 +1,25 @@
+"""Forensic data: robust image opening, the offline forgery benchmark, folder loaders and the collator."""
+
+from .benchmark import build_benchmark
+from .collator import ForensicCollator
+from .export import write_benchmark_folder
+from .families import FAMILIES, ForgeryFamily, get_family, register_family
+from .folders import ForensicFolder, LoadReport, load_forensic_folder
+from .images import DEFAULT_MAX_PIXELS, ImageLoadError, open_image
+
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "FAMILIES",
+    "ForensicCollator",
+    "ForensicFolder",
+    "ForgeryFamily",
+    "ImageLoadError",
+    "LoadReport",
+    "build_benchmark",
+    "get_family",
+    "load_forensic_folder",
+    "open_image",
+    "register_family",
+    "write_benchmark_folder",
+]

@@ -1,0 +1,210 @@
+"""Load forensic image folders (ForenSynths, UniversalFakeDetect, GenImage, real/fake) with real=0 / fake=1.
+
+`datasets`' own `imagefolder` numbers classes in the sort order of the folder names (so GenImage's `ai` would
+become 0) and fails late on broken files. This loader maps the known class names explicitly, checks every
+file once with `open_image`, and skips and reports what it cannot use instead of failing.
+"""
+
+import io
+import logging
+import os
+import re
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value
+from PIL import Image as PILImage
+
+from .images import DEFAULT_MAX_PIXELS, ImageLoadError, open_image
+
+
+logger = logging.getLogger(__name__)
+
+CLASS_DIRS = {"0_real": 0, "real": 0, "nature": 0, "1_fake": 1, "fake": 1, "ai": 1}
+"""Folder names (case-insensitive) that mark a class: the real=0 / fake=1 mapping, whatever the sort order."""
+
+SPLIT_DIRS = {
+    "train": "train",
+    "training": "train",
+    "val": "validation",
+    "valid": "validation",
+    "validation": "validation",
+    "test": "test",
+    "testing": "test",
+}
+"""Folder names (case-insensitive) that mark a split."""
+
+LAYOUTS = """\
+  <root>/0_real, <root>/1_fake                         (flat ForenSynths / UniversalFakeDetect)
+  <root>/<generator>/0_real|1_fake                     (UniversalFakeDetect test sets)
+  <root>/<generator>/<category>/0_real|1_fake          (ForenSynths test set)
+  <root>/train|val|test/[<generator>/][<category>/]0_real|1_fake
+  <root>/<generator>/[<subset>/]train|val/ai|nature     (GenImage)
+  <root>/[<split>/]real|fake[/<family>]                 (real/fake, as written by write_benchmark_folder)"""
+
+FEATURES = Features({"image": Image(), "label": ClassLabel(names=["real", "fake"]), "family": Value("string")})
+ORIENTATION_TAG = 0x0112
+_SPLIT_ORDER = {"train": 0, "validation": 1, "test": 2}
+
+
+@dataclass
+class LoadReport:
+    """What `load_forensic_folder` loaded and skipped: `skipped` lists (path, reason) pairs."""
+
+    root: str
+    loaded: dict[str, int] = field(default_factory=dict)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def summary(self, max_listed: int = 10) -> str:
+        """A readable summary: images per split, then the skipped files (first `max_listed`) with reasons."""
+        counts = ", ".join(f"{split}: {count}" for split, count in self.loaded.items()) or "nothing"
+        lines = [f"Loaded {sum(self.loaded.values())} images from {self.root} ({counts})."]
+        if self.skipped:
+            lines.append(f"Skipped {len(self.skipped)} files:")
+            lines += [f"  {path}: {reason}" for path, reason in self.skipped[:max_listed]]
+            if len(self.skipped) > max_listed:
+                lines.append(f"  ... and {len(self.skipped) - max_listed} more (see report.skipped)")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+class ForensicFolder(NamedTuple):
+    """The result of `load_forensic_folder`: unpack as `dataset, report = load_forensic_folder(path)`."""
+
+    dataset: DatasetDict
+    report: LoadReport
+
+
+class _Candidate(NamedTuple):
+    path: Path
+    split: str
+    label: int
+    family: str
+
+
+def load_forensic_folder(
+    path: str | os.PathLike,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    split: str | None = None,
+    num_workers: int = 4,
+) -> ForensicFolder:
+    """Load a forensic image folder as a `DatasetDict` (columns `image`, `label` real=0/fake=1, `family`).
+
+    Every file under a class folder (`0_real`/`1_fake`, `nature`/`ai`, `real`/`fake`) is opened once with
+    `open_image`; unreadable, truncated, non-image and over-`max_pixels` files are skipped and listed in the
+    returned report (never raised). Images that decode to RGB unchanged are referenced by path (their bytes
+    are never re-encoded); others (alpha, 16-bit, CMYK, palette, EXIF-rotated, ...) are stored in memory as
+    their `open_image` conversion, losslessly encoded as PNG.
+
+    Split rules, from the folders above the class folder:
+    - a top-level `train` / `val` / `test` folder names the split; `train` and `validation` merge their
+      categories and generators, `test/<generator>/...` becomes `test_<generator>`;
+    - a top-level `test_<name>` folder becomes `test_<name>`;
+    - otherwise the top-level folder is a generator: `<generator>/.../train/...` goes to `train` (GenImage),
+      anything else of it (GenImage's `val`, UniversalFakeDetect and ForenSynths test sets) to `test_<generator>`;
+    - class folders directly under the root form a single `test` split.
+    `split="name"` puts everything into one split of that name instead. `family` is the folder under a fake
+    class folder (`fake/<family>/`), else the generator, else "fake"; "real" for real images.
+    Raises ValueError, listing the accepted layouts, when no class folder is found.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise ValueError(f"{root} is not a directory.")
+    candidates = list(_find_candidates(root, split))
+    if not candidates:
+        raise ValueError(
+            f"No real/fake class folders found under {root}. Accepted layouts (class folder names are "
+            f"case-insensitive: {', '.join(CLASS_DIRS)}):\n{LAYOUTS}"
+        )
+    report = LoadReport(root=str(root))
+    rows: dict[str, dict[str, list]] = defaultdict(lambda: {"image": [], "label": [], "family": []})
+    with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
+        checked = pool.map(lambda candidate: _image_entry(candidate.path, max_pixels), candidates)
+        for candidate, (entry, reason) in zip(candidates, checked):
+            if entry is None:
+                report.skipped.append((str(candidate.path), reason))
+                continue
+            columns = rows[candidate.split]
+            columns["image"].append(entry)
+            columns["label"].append(candidate.label)
+            columns["family"].append(candidate.family)
+    dataset = DatasetDict(
+        {name: Dataset.from_dict(rows[name], features=FEATURES, split=name) for name in sorted(rows, key=_split_key)}
+    )
+    report.loaded = {name: len(split_data) for name, split_data in dataset.items()}
+    if report.skipped:
+        logger.warning(report.summary())
+    return ForensicFolder(dataset, report)
+
+
+def _find_candidates(root: Path, split: str | None) -> list[_Candidate]:
+    """Every non-hidden file below a class folder, with its split, label and family."""
+    found = []
+    for directory, subdirectories, files in os.walk(root):
+        subdirectories[:] = sorted(name for name in subdirectories if not name.startswith("."))
+        parts = Path(directory).relative_to(root).parts
+        class_index = next((i for i, part in enumerate(parts) if part.lower() in CLASS_DIRS), None)
+        if class_index is None:
+            continue
+        prefix, below = parts[:class_index], parts[class_index + 1 :]
+        label = CLASS_DIRS[parts[class_index].lower()]
+        split_name = _sanitise(split) if split else _split_for(prefix)
+        family = "real" if label == 0 else (below[0] if below else _generator(prefix) or "fake")
+        found += [
+            _Candidate(Path(directory) / name, split_name, label, family)
+            for name in sorted(files)
+            if not name.startswith(".")
+        ]
+    return found
+
+
+def _split_for(prefix: tuple[str, ...]) -> str:
+    """The split of images whose class folder sits below the folders `prefix` (see load_forensic_folder)."""
+    top = prefix[0].lower() if prefix else ""
+    if SPLIT_DIRS.get(top) in ("train", "validation"):
+        return SPLIT_DIRS[top]
+    if top not in SPLIT_DIRS and any(SPLIT_DIRS.get(part.lower()) == "train" for part in prefix[1:]):
+        return "train"
+    generator = _generator(prefix)
+    return f"test_{_sanitise(generator)}" if generator else "test"
+
+
+def _generator(prefix: tuple[str, ...]) -> str | None:
+    """The generator folder: the one below a top-level `test`, the name of `test_<name>`, or the top folder
+    when it is not a split (below `train` and `val` the folders are categories, not generators)."""
+    if not prefix:
+        return None
+    top = prefix[0]
+    if top.lower() in SPLIT_DIRS:
+        return prefix[1] if SPLIT_DIRS[top.lower()] == "test" and len(prefix) > 1 else None
+    return top[len("test_") :] if top.lower().startswith("test_") else top
+
+
+def _sanitise(name: str) -> str:
+    """A valid `datasets` split name: runs of non-word characters become `_`."""
+    return re.sub(r"\W+", "_", name).strip("_") or "unnamed"
+
+
+def _split_key(name: str) -> tuple[int, str]:
+    """Order splits as train, validation, test, then the test_<name> splits alphabetically."""
+    return _SPLIT_ORDER.get(name, 3), name
+
+
+def _image_entry(path: Path, max_pixels: int) -> tuple[dict | None, str]:
+    """The `datasets.Image` value of a usable file (its path, or converted PNG bytes), else None and why."""
+    try:
+        image = open_image(path, max_pixels)
+        with PILImage.open(path) as raw:
+            unchanged = raw.mode == "RGB" and raw.getexif().get(ORIENTATION_TAG, 1) == 1
+    except ImageLoadError as error:
+        return None, str(error).removeprefix(f"{path}: ")
+    if unchanged:
+        return {"path": str(path), "bytes": None}, ""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return {"path": None, "bytes": buffer.getvalue()}, ""  # datasets would prefer an existing path to bytes
