@@ -42,9 +42,11 @@ def main() -> None:
 
     time_forward(corit, pixels), time_forward(baseline, pixels)  # warm-up
     corit_times, baseline_times = [], []
-    for _ in range(args.repeats):
-        baseline_times.append(time_forward(baseline, pixels))
-        corit_times.append(time_forward(corit, pixels))
+    for repeat in range(args.repeats):
+        # Alternate which model runs first so neither always pays for the other's cache state.
+        order = [(baseline, baseline_times), (corit, corit_times)]
+        for model, times in order if repeat % 2 == 0 else order[::-1]:
+            times.append(time_forward(model, pixels))
     corit_median, baseline_median = statistics.median(corit_times), statistics.median(baseline_times)
     print(f"preset={args.preset} batch={args.batch} repeats={args.repeats} threads={torch.get_num_threads()}")
     print(f"baseline forward median: {baseline_median * 1000:.1f} ms")
