@@ -1,0 +1,189 @@
+"""What `corit train`, `evaluate`, `predict` and `study` do with their parsed arguments (see `corit_hf.cli`).
+
+Each function returns the exit code. Bad paths and values raise FileNotFoundError / ValueError, which the CLI
+prints as one line with exit code 2.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import defaults
+
+
+def train(args: argparse.Namespace) -> int:
+    """Train one detector and save it with metrics.json and gsnr.jsonl."""
+    from .evaluation import format_score_table, score_dataset
+    from .modeling_corit import image_processor_for
+    from .training import (
+        build_detector,
+        class_names,
+        detector_config,
+        gsnr_records,
+        load_data,
+        save_detector,
+        train_detector,
+        trained_model,
+    )
+
+    _check_positive(batch_size=args.batch_size, n_train=args.n_train, n_test=args.n_test, max_steps=args.max_steps)
+    image_size = detector_config(args.preset, args.backbone).vision_config.image_size
+    splits, _ = load_data(args.data, args.train_family, args.n_train, args.n_test, image_size, args.seed)
+    if "train" not in splits:
+        raise ValueError(f"--data has no 'train' split (splits: {sorted(splits)}).")
+    labels = class_names(splits)
+    model = build_detector(args.preset, args.backbone, labels, seed=args.seed, **_model_overrides(args))
+    trainer = train_detector(model, splits["train"], _training_args(args), args.finetune, args.lora_rank)
+    model = trained_model(trainer)
+    metrics = {"train": trainer.state.log_history[-1], "skipped_ascents": trainer.skipped_ascents}
+    if "validation" in splits:
+        image_processor = image_processor_for(model.config)
+        metrics["validation"] = score_dataset(model, splits["validation"], image_processor, args.batch_size)
+        print(format_score_table({"validation": metrics["validation"]}))
+    save_detector(model, args.output_dir, metrics, gsnr_records(trainer.state.log_history))
+    print(f"Saved the model, metrics.json and gsnr.jsonl to {args.output_dir}")
+    return 0
+
+
+def _model_overrides(args: argparse.Namespace) -> dict:
+    """CoritConfig fields from the `train` switches: --baseline first, then each explicit switch on top."""
+    from .training import CONFIGURATIONS
+
+    overrides = dict(CONFIGURATIONS["baseline"]) if args.baseline else {}
+    if args.no_rrm:
+        overrides["use_cgp_mask"] = False
+    explicit = {"rsi_strength": args.rsi_strength, "hri_layers": args.hri_layers, "rrm_keep_ratio": args.keep_ratio}
+    overrides.update({key: value for key, value in explicit.items() if value is not None})
+    return overrides
+
+
+def _training_args(args: argparse.Namespace):
+    """CoritTrainingArguments from the `train` flags; the learning rate default depends on --backbone."""
+    from .training import training_arguments
+
+    learning_rate = args.lr
+    if learning_rate is None:
+        learning_rate = defaults.LEARNING_RATE_PRETRAINED if args.backbone else defaults.LEARNING_RATE
+    optional = {"sam_rho": args.rho} if args.rho is not None else {}
+    length = {"max_steps": args.max_steps} if args.max_steps else {"num_train_epochs": args.epochs}
+    return training_arguments(
+        args.output_dir,
+        per_device_train_batch_size=args.batch_size,
+        learning_rate=learning_rate,
+        seed=args.seed,
+        sam_adaptive=args.adaptive,
+        gsnr_every=args.gsnr_every,
+        gsnr_estimator=args.gsnr_estimator,
+        gsnr_chunks=args.gsnr_chunks,
+        **length,
+        **optional,
+    )
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Score a saved model on every test split; print the table and write eval_results.json."""
+    from .evaluation import (
+        EVAL_RESULTS_FILE,
+        eval_results,
+        format_score_table,
+        load_detector,
+        score_splits,
+        write_json,
+    )
+    from .training import load_data
+
+    _check_positive(batch_size=args.batch_size, n_test=args.n_test)
+    model, image_processor = load_detector(args.model)
+    output = Path(args.output) if args.output else _model_folder(args.model) / EVAL_RESULTS_FILE
+    # Only the test splits are scored, so the benchmark's training split is kept to its minimum; the images are
+    # made at the model's input size, as in training.
+    vision = getattr(model.config, "vision_config", model.config)
+    size = {"image_size": vision.image_size} if hasattr(vision, "image_size") else {}
+    splits, dataset = load_data(args.data, args.train_family, 2, args.n_test, seed=args.seed, **size)
+    selected = _evaluation_splits(splits, args.splits)
+    scores = score_splits(
+        model, selected, image_processor, args.batch_size, args.threshold, args.margin, progress=True
+    )
+    print(format_score_table(scores))
+    write_json(output, eval_results(args.model, dataset, scores))
+    print(f"Wrote {output}")
+    return 0
+
+
+def predict(args: argparse.Namespace) -> int:
+    """Fake probabilities of image files and folders as CSV / JSON Lines; unreadable files go to stderr."""
+    from .evaluation import collect_image_paths, load_detector, predict_files, prediction_format, write_predictions
+
+    _check_positive(batch_size=args.batch_size)
+    file_format = prediction_format(args.output, args.format)
+    paths = collect_image_paths(args.paths)
+    if not paths:
+        raise FileNotFoundError(f"no image files found in {' '.join(args.paths)}.")
+    model, image_processor = load_detector(args.model)
+    rows, skipped = predict_files(model, image_processor, paths, args.batch_size, args.threshold)
+    for path, reason in skipped:
+        print(f"corit predict: skipped {path}: {reason}", file=sys.stderr)
+    if args.output:
+        with open(args.output, "w", newline="") as stream:
+            write_predictions(rows, stream, file_format)
+        print(f"Wrote {len(rows)} predictions to {args.output}", file=sys.stderr)
+    else:
+        write_predictions(rows, sys.stdout, file_format)
+    return 1 if skipped else 0
+
+
+def study(args: argparse.Namespace) -> int:
+    """Run or resume the collapse study and print its Markdown summary."""
+    from .study import StudySettings, run_study
+    from .study_report import study_markdown
+
+    _check_positive(batch_size=args.batch_size, n_train=args.n_train, n_test=args.n_test, max_steps=args.max_steps)
+    settings = StudySettings(
+        rhos=args.rhos,
+        configs=args.configs,
+        seeds=args.seeds,
+        train_family=args.train_family,
+        n_train=args.n_train,
+        n_test=args.n_test,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        adaptive=args.adaptive,
+        gsnr_every=args.gsnr_every,
+        preset=args.preset,
+        backbone=args.backbone,
+    )
+    summary = run_study(settings, args.output_dir, workers=args.workers)
+    print(study_markdown(summary))
+    print(f"Wrote study.json, study.csv, study.md and the plots to {args.output_dir}")
+    return 0
+
+
+def _evaluation_splits(splits, requested: list[str] | None):
+    """The requested splits, else every split whose name starts with `test`, else all of them."""
+    from datasets import DatasetDict
+
+    if requested:
+        missing = sorted(set(requested) - set(splits))
+        if missing:
+            raise ValueError(f"no split(s) {missing} in the data; it has {sorted(splits)}.")
+        return DatasetDict({name: splits[name] for name in requested})
+    tests = [name for name in splits if name.startswith("test")]
+    return DatasetDict({name: splits[name] for name in (tests or list(splits))})
+
+
+def _model_folder(model: str) -> Path:
+    """Where eval_results.json goes by default: the model folder itself; refuses Hub repo ids."""
+    path = Path(model)
+    if not path.is_dir():
+        raise ValueError(
+            f"{model} is a Hub repo, not a local folder; pass --output to say where to write the results."
+        )
+    return path
+
+
+def _check_positive(**values: int | None) -> None:
+    """Every given count must be a positive integer (None = not set)."""
+    for name, value in values.items():
+        if value is not None and value <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}.")

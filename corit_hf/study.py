@@ -1,0 +1,335 @@
+"""The collapse study: train every configuration at every SAM radius rho (and seed), score every forgery family,
+log layer-wise GSNR, then summarise each configuration by its Critical Optimization Radius (COR).
+
+Each finished run ("cell") is written to `OUTPUT/cells/<config>_rho<rho>_seed<seed>.json` at once, so an
+interrupted study resumes where it stopped; cells trained with other settings are run again.
+"""
+
+import json
+import math
+import multiprocessing
+import os
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import datasets
+import numpy as np
+import torch
+from datasets import DatasetDict
+from scipy.stats import spearmanr
+from torch.utils.data import Dataset as TorchDataset
+from tqdm.auto import tqdm
+from transformers.utils import logging as transformers_logging
+
+from . import defaults
+from .collapse import critical_radius
+from .data import ForensicCollator
+from .evaluation import score_splits, write_json
+from .modeling_corit import image_processor_for
+from .study_report import write_report
+from .training import (
+    CONFIGURATIONS,
+    build_detector,
+    detector_config,
+    final_train_loss,
+    gsnr_records,
+    load_data,
+    mean_gsnr_by_layer,
+    train_detector,
+    training_arguments,
+)
+
+
+TEST_PREFIX = "test_"
+BENCHMARK_CACHE = "benchmark"
+CELL_VERSION = 1
+"""Bumped when what a cell records changes, so older cells are retrained rather than mixed in."""
+MAX_DEFAULT_WORKERS = 4
+
+
+@dataclass
+class StudySettings:
+    """Everything that defines a study. The grid (rhos, configs, seeds) can grow between runs; the rest, if
+    changed, makes earlier cells stale."""
+
+    rhos: list[float] = field(default_factory=lambda: list(defaults.STUDY_RHOS))
+    configs: list[str] = field(default_factory=lambda: list(defaults.STUDY_CONFIGS))
+    seeds: list[int] = field(default_factory=lambda: list(defaults.STUDY_SEEDS))
+    train_family: str = defaults.TRAIN_FAMILY
+    n_train: int = defaults.N_TRAIN
+    n_test: int = defaults.N_TEST
+    max_steps: int = defaults.STUDY_MAX_STEPS
+    batch_size: int = defaults.STUDY_BATCH_SIZE
+    learning_rate: float = defaults.LEARNING_RATE
+    adaptive: bool = False
+    gsnr_every: int = defaults.STUDY_GSNR_EVERY
+    preset: str = "tiny"
+    backbone: str | None = None
+
+    def __post_init__(self):
+        unknown = sorted(set(self.configs) - set(CONFIGURATIONS))
+        if unknown:
+            raise ValueError(f"Unknown configuration(s) {unknown}; choose from {sorted(CONFIGURATIONS)}.")
+        if 0.0 not in self.rhos:
+            raise ValueError(f"The rho grid must include 0 (the reference run of COR), got {self.rhos}.")
+        if min(self.rhos) < 0:
+            raise ValueError(f"rho must be >= 0, got {self.rhos}.")
+        self.rhos = sorted(set(float(rho) for rho in self.rhos))
+        self.configs = list(dict.fromkeys(self.configs))
+        self.seeds = list(dict.fromkeys(self.seeds))
+
+    def run_settings(self) -> dict:
+        """The settings a cell's result depends on besides its own config, rho and seed (+ the cell format)."""
+        grid = ("rhos", "configs", "seeds")
+        return {"cell_version": CELL_VERSION, **{key: value for key, value in asdict(self).items() if key not in grid}}
+
+    @property
+    def in_domain(self) -> str:
+        """The held-out test split of the training family: the run's own task, where collapse is measured."""
+        return f"{TEST_PREFIX}{self.train_family}"
+
+    def cells(self) -> list[tuple[str, float, int]]:
+        """Every (config, rho, seed) of the grid, seed-major so a first seed completes the picture first."""
+        return [(config, rho, seed) for seed in self.seeds for config in self.configs for rho in self.rhos]
+
+
+def cell_path(output_dir: Path, config: str, rho: float, seed: int) -> Path:
+    """Where one run's result is kept."""
+    return output_dir / "cells" / f"{config}_rho{rho:g}_seed{seed}.json"
+
+
+def load_finished_cell(path: Path, settings: StudySettings) -> dict | None:
+    """A cell written earlier with the same run settings, else None (missing, unreadable or stale)."""
+    try:
+        cell = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return cell if cell.get("settings") == settings.run_settings() else None
+
+
+def run_cell(settings: StudySettings, splits, config: str, rho: float, seed: int) -> dict:
+    """Train one configuration at one rho and seed; score it on every test split and collect its GSNR."""
+    model = build_detector(settings.preset, settings.backbone, seed=seed, **CONFIGURATIONS[config])
+    with tempfile.TemporaryDirectory() as scratch:
+        args = training_arguments(
+            scratch,
+            max_steps=settings.max_steps,
+            per_device_train_batch_size=settings.batch_size,
+            learning_rate=settings.learning_rate,
+            seed=seed,
+            sam_rho=rho,
+            sam_adaptive=settings.adaptive,
+            gsnr_every=settings.gsnr_every,
+            disable_tqdm=True,
+        )
+        trainer = train_detector(model, splits["train"], args, preprocessed=True)
+    test_splits = {name: splits[name] for name in splits if name.startswith(TEST_PREFIX)}
+    scores = score_splits(trainer.model, test_splits, image_processor=None)
+    gsnr_log = gsnr_records(trainer.state.log_history)
+    return {
+        "settings": settings.run_settings(),
+        "config": config,
+        "rho": rho,
+        "seed": seed,
+        "train_loss": final_train_loss(trainer.state.log_history),
+        "gsnr": mean_gsnr_by_layer(gsnr_log),
+        "gsnr_log": gsnr_log,
+        "splits": scores,
+    }
+
+
+def run_study(
+    settings: StudySettings, output_dir: str | Path, workers: int | None = None, progress: bool = True
+) -> dict:
+    """Run (or resume) every cell, then write study.json / .csv / .md and the plots; returns the summary.
+
+    `workers` > 1 trains that many cells at once in child processes with one CPU thread each (default: the CPU
+    count, at most 4): small models use one core far better than two threads do. The workers are spawned, so
+    scripts that call this need the usual `if __name__ == "__main__":` guard.
+    """
+    output_dir = Path(output_dir)
+    workers = workers or default_workers()
+    if workers < 1:
+        raise ValueError(f"--workers must be positive, got {workers}.")
+    cells = {key: load_finished_cell(cell_path(output_dir, *key), settings) for key in settings.cells()}
+    missing = [key for key, cell in cells.items() if cell is None]
+    if missing:
+        bar = tqdm(desc="study", unit="run", disable=not progress, initial=len(cells) - len(missing), total=len(cells))
+        for key, cell in run_cells(settings, missing, output_dir / BENCHMARK_CACHE, workers):
+            write_json(cell_path(output_dir, *key), cell)
+            cells[key] = cell
+            bar.set_postfix_str(
+                f"{key[0]} rho={key[1]:g} seed={key[2]} AUC={cell['splits'][settings.in_domain]['auc']:.2f}"
+            )
+            bar.update()
+        bar.close()
+    summary = summarise(settings, [cells[key] for key in settings.cells()])
+    write_report(summary, output_dir)
+    return summary
+
+
+def default_workers() -> int:
+    """One worker per CPU, at most MAX_DEFAULT_WORKERS (each holds the preprocessed benchmark in memory)."""
+    return max(1, min(MAX_DEFAULT_WORKERS, os.cpu_count() or 1))
+
+
+def run_cells(
+    settings: StudySettings, keys: list[tuple[str, float, int]], cache_dir: Path, workers: int
+) -> Iterator[tuple[tuple[str, float, int], dict]]:
+    """(key, cell) for every key as it finishes: in this process, or in a pool of `workers` processes."""
+    if workers == 1:
+        splits = load_study_data(settings, cache_dir)
+        for key in keys:
+            yield key, run_cell(settings, splits, *key)
+        return
+    study_benchmark(settings, cache_dir)  # built once and saved; the workers reload it
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    context = multiprocessing.get_context("spawn")
+    initargs = (settings, cache_dir, threads)
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=initargs) as pool:
+        futures = {pool.submit(_run_worker_cell, *key): key for key in keys}
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        finally:  # after a failure or an early stop, do not wait for the runs not yet started
+            pool.shutdown(cancel_futures=True)
+
+
+_worker_state: dict = {}
+"""Inside a worker process: the study settings and its benchmark splits, set once by `_start_worker`."""
+
+
+def _start_worker(settings: StudySettings, cache_dir: Path, threads: int) -> None:
+    torch.set_num_threads(threads)
+    transformers_logging.set_verbosity_error()
+    _worker_state.update(settings=settings, splits=load_study_data(settings, cache_dir))
+
+
+def _run_worker_cell(config: str, rho: float, seed: int) -> dict:
+    return run_cell(_worker_state["settings"], _worker_state["splits"], config, rho, seed)
+
+
+def study_benchmark(settings: StudySettings, cache_dir: Path | None = None) -> DatasetDict:
+    """The built-in benchmark: train on one family, test on every family; cached on disk in `cache_dir`."""
+    image_size = detector_config(settings.preset, settings.backbone).vision_config.image_size
+    with _quiet_datasets():  # the benchmark cache's save/load bars would interleave with the study's bar
+        splits, _ = load_data(
+            None, settings.train_family, settings.n_train, settings.n_test, image_size, cache_dir=cache_dir
+        )
+    return splits
+
+
+@contextmanager
+def _quiet_datasets() -> Iterator[None]:
+    """Turn the `datasets` progress bars off for the block, then back to how they were."""
+    were_disabled = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not were_disabled:
+            datasets.enable_progress_bars()
+
+
+def load_study_data(settings: StudySettings, cache_dir: Path | None = None) -> dict[str, "PixelDataset"]:
+    """The training and test splits as model inputs: decoded and preprocessed once, reused by every run."""
+    splits = study_benchmark(settings, cache_dir)
+    collate = ForensicCollator(image_processor_for(detector_config(settings.preset, settings.backbone)))
+    used = [name for name in splits if name == "train" or name.startswith(TEST_PREFIX)]
+    return {name: PixelDataset(**collate(list(splits[name]))) for name in used}
+
+
+class PixelDataset(TorchDataset):
+    """Preprocessed images and labels in memory, served as `{"pixel_values", "labels"}` rows."""
+
+    def __init__(self, pixel_values: torch.Tensor, labels: torch.Tensor):
+        self.pixel_values, self.labels = pixel_values, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"pixel_values": self.pixel_values[index], "labels": self.labels[index]}
+
+
+def summarise(settings: StudySettings, cells: list[dict]) -> dict:
+    """Per configuration and rho: seed means and spreads; per configuration: COR and mean GSNR; and their
+    Spearman rank correlation across configurations."""
+    configs = {config: summarise_config(settings, cells, config) for config in settings.configs}
+    return {
+        "settings": asdict(settings),
+        "in_domain_split": settings.in_domain,
+        "configs": configs,
+        "gsnr_cor_spearman": gsnr_cor_correlation(configs),
+        "cells": cells,
+    }
+
+
+def summarise_config(settings: StudySettings, cells: list[dict], config: str) -> dict:
+    """One configuration's rows (one per rho), its COR on the training family (seed mean and per seed), and its
+    mean GSNR at rho = 0."""
+    rows = []
+    for rho in settings.rhos:
+        runs = [cell for cell in cells if cell["config"] == config and cell["rho"] == rho]
+        rows.append(summarise_runs(rho, runs, settings.in_domain))
+    per_seed = [
+        critical_radius(settings.rhos, [row["auc_by_seed"][i] for row in rows]) for i in range(len(settings.seeds))
+    ]
+    defined = [cor for cor in per_seed if cor is not None]
+    return {
+        "rows": rows,
+        "cor": critical_radius(settings.rhos, [row["auc_mean"] for row in rows]),
+        "cor_by_seed": per_seed,
+        "cor_std": float(np.std(defined)) if len(defined) > 1 else None,
+        "mean_gsnr": rows[0]["gsnr_mean"],
+    }
+
+
+def summarise_runs(rho: float, runs: list[dict], in_domain: str) -> dict:
+    """Seed mean and spread of one (config, rho): in-domain AUC, mean AUC on unseen families, loss, GSNR."""
+    aucs = [run["splits"][in_domain]["auc"] for run in runs]
+    unseen = [np.mean([s["auc"] for name, s in run["splits"].items() if name != in_domain]) for run in runs]
+    gsnr_layers = _mean_dicts([run["gsnr"] for run in runs])
+    split_names = list(runs[0]["splits"])
+    return {
+        "rho": rho,
+        "seeds": len(runs),
+        "auc_by_seed": aucs,
+        "auc_mean": float(np.mean(aucs)),
+        "auc_std": float(np.std(aucs)),
+        "unseen_auc_mean": float(np.mean(unseen)),
+        "unseen_auc_std": float(np.std(unseen)),
+        "collapsed_runs": sum(run["splits"][in_domain]["collapsed"] for run in runs),
+        "split_auc_mean": {name: float(np.mean([run["splits"][name]["auc"] for run in runs])) for name in split_names},
+        "train_loss_mean": _mean_or_none([run["train_loss"] for run in runs]),
+        "gsnr_by_layer": gsnr_layers,
+        "gsnr_mean": float(np.mean(list(gsnr_layers.values()))) if gsnr_layers else None,
+    }
+
+
+def gsnr_cor_correlation(configs: dict[str, dict]) -> dict:
+    """Spearman rank correlation between each configuration's mean GSNR (rho = 0 runs) and its COR."""
+    pairs = [
+        (s["mean_gsnr"], s["cor"]) for s in configs.values() if s["mean_gsnr"] is not None and s["cor"] is not None
+    ]
+    if len(pairs) < 3:
+        return {"rho": None, "p_value": None, "n": len(pairs), "note": "needs at least 3 configurations with a COR"}
+    gsnr, cor = zip(*pairs)
+    if len(set(gsnr)) == 1 or len(set(cor)) == 1:
+        return {"rho": None, "p_value": None, "n": len(pairs), "note": "undefined: all GSNR or all COR values tie"}
+    result = spearmanr(gsnr, cor)
+    return {"rho": float(result.statistic), "p_value": float(result.pvalue), "n": len(pairs), "note": ""}
+
+
+def _mean_dicts(dicts: list[dict[str, float]]) -> dict[str, float]:
+    keys = [key for key in dicts[0] if all(key in d for d in dicts)] if dicts else []
+    return {key: float(np.mean([d[key] for d in dicts])) for key in keys}
+
+
+def _mean_or_none(values: list[float | None]) -> float | None:
+    present = [value for value in values if value is not None and math.isfinite(value)]
+    return float(np.mean(present)) if present else None
