@@ -7,7 +7,6 @@ import subprocess
 import sysconfig
 
 import pytest
-import torch
 from PIL import Image
 from transformers import AutoModelForImageClassification
 
@@ -15,15 +14,6 @@ from corit_hf.cli import main
 
 
 TINY_DATA = ["--n-train", "32", "--n-test", "16"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine, two OpenMP threads spin against other processes."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -208,16 +208,7 @@ def test_no_format_or_colour_statistic_separates_the_classes(benchmark):
         assert auc.mean() < 0.65, f"{family}: file size / colour statistics give AUC {auc.mean():.3f}"
 
 
-@pytest.fixture
-def one_thread():
-    """A tiny model trains fastest on one intra-op thread (several times faster on a shared machine)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-def test_tiny_corit_learns_the_gan_family(benchmark, one_thread):
+def test_tiny_corit_learns_the_gan_family(benchmark):
     torch.manual_seed(0)
     config = CoritConfig.from_preset("tiny")
     collator = ForensicCollator(image_processor_for(config))

@@ -4,7 +4,6 @@ import csv
 import json
 
 import pytest
-import torch
 from PIL import Image
 
 from corit_hf import defaults
@@ -15,15 +14,6 @@ from corit_hf.training import CONFIGURATIONS
 
 CONFIGS = ["baseline", "corit"]
 TINY = ["--max-steps", "2", "--n-train", "16", "--n-test", "8", "--batch-size", "8", "--gsnr-every", "2"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine, two OpenMP threads spin against other processes."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def study(output, rhos=("0", "0.5"), configs=CONFIGS, seeds=("0",), workers="1") -> int:
