@@ -47,9 +47,7 @@ def train(args: argparse.Namespace) -> int:
 
 def _model_overrides(args: argparse.Namespace) -> dict:
     """CoritConfig fields from the `train` switches: --baseline first, then each explicit switch on top."""
-    from .training import CONFIGURATIONS
-
-    overrides = dict(CONFIGURATIONS["baseline"]) if args.baseline else {}
+    overrides = dict(defaults.CONFIGURATIONS["baseline"]) if args.baseline else {}
     if args.no_rrm:
         overrides["use_cgp_mask"] = False
     explicit = {"rsi_strength": args.rsi_strength, "hri_layers": args.hri_layers, "rrm_keep_ratio": args.keep_ratio}

@@ -8,8 +8,19 @@ MARGIN = 0.05
 THRESHOLD = 0.5
 """Fake probability at or above which an image is labelled fake."""
 
-CONFIG_NAMES = ("baseline", "corit", "corit-no-rrm", "corit-no-rsi", "corit-no-hri")
-"""Named model configurations (see `corit_hf.training.CONFIGURATIONS`)."""
+CONFIGURATIONS: dict[str, dict] = {
+    # The plain CLIP linear probe (UniversalFakeDetect style): every CoRIT mechanism off.
+    "baseline": {"use_cgp_mask": False, "rsi_strength": 0.0, "hri_layers": [-1]},
+    # The section-3 reading of CoRIT: RRM + RSI + HRI at the config defaults.
+    "corit": {},
+    # Single-mechanism ablations of CoRIT. RRM only acts through RSI, so "corit-no-rsi" is HRI alone.
+    "corit-no-rrm": {"use_cgp_mask": False},
+    "corit-no-rsi": {"rsi_strength": 0.0},
+    "corit-no-hri": {"hri_layers": [-1]},
+}
+"""Named model configurations: `CoritConfig` overrides on top of the preset."""
+
+CONFIG_NAMES = tuple(CONFIGURATIONS)
 
 TRAIN_FAMILY = "gan"
 N_TRAIN = 512

@@ -28,11 +28,11 @@ from transformers.utils import logging as transformers_logging
 from . import defaults
 from .collapse import critical_radius
 from .data import ForensicCollator
+from .defaults import CONFIGURATIONS
 from .evaluation import score_splits, write_json
 from .modeling_corit import image_processor_for
 from .study_report import write_report
 from .training import (
-    CONFIGURATIONS,
     build_detector,
     detector_config,
     final_train_loss,

@@ -20,18 +20,6 @@ from .modeling_corit import CoritForImageClassification, image_processor_for
 from .trainer import CoritTrainer, CoritTrainingArguments
 
 
-CONFIGURATIONS: dict[str, dict] = {
-    # The plain CLIP linear probe (UniversalFakeDetect style): every CoRIT mechanism off.
-    "baseline": {"use_cgp_mask": False, "rsi_strength": 0.0, "hri_layers": [-1]},
-    # The section-3 reading of CoRIT: RRM + RSI + HRI at the config defaults.
-    "corit": {},
-    # Single-mechanism ablations of CoRIT. RRM only acts through RSI, so "corit-no-rsi" is HRI alone.
-    "corit-no-rrm": {"use_cgp_mask": False},
-    "corit-no-rsi": {"rsi_strength": 0.0},
-    "corit-no-hri": {"hri_layers": [-1]},
-}
-"""Named model configurations: `CoritConfig` overrides on top of the preset."""
-
 logger = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
