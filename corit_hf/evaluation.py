@@ -51,12 +51,16 @@ def real_label_id(model: PreTrainedModel) -> int:
     return {name.lower(): idx for name, idx in config.label2id.items()}.get("real", 0)
 
 
+def fake_probability(logits: torch.Tensor, real_id: int) -> torch.Tensor:
+    """P(fake) = 1 - P(real) per row, so several fake classes (attribution heads) add up."""
+    return 1.0 - logits.float().softmax(dim=-1)[:, real_id]
+
+
 @torch.no_grad()
 def fake_probabilities(model: PreTrainedModel, pixel_values: torch.Tensor) -> np.ndarray:
-    """P(fake) = 1 - P(real) for a batch, so several fake classes (attribution heads) add up."""
+    """`fake_probability` of a batch of pixel values, as a NumPy array."""
     logits = model(pixel_values=pixel_values.to(model.device, model.dtype)).logits
-    probabilities = logits.float().softmax(dim=-1)
-    return (1.0 - probabilities[:, real_label_id(model)]).cpu().numpy()
+    return fake_probability(logits, real_label_id(model)).cpu().numpy()
 
 
 def is_fake(labels: Iterable[int], real_id: int) -> np.ndarray:

@@ -20,6 +20,7 @@ from transformers import AutoConfig, AutoImageProcessor
 from transformers.image_processing_utils import BaseImageProcessor
 
 from .data import FAMILIES, ImageLoadError, open_image
+from .evaluation import fake_probability
 from .modeling_corit import CLIP_MEAN, CLIP_STD, CoritForImageClassification
 
 
@@ -61,14 +62,13 @@ class Detector:
         """Fake probabilities, predicted ids, per-image heatmap strips and per-layer margin contributions."""
         pixel_values = self.processor(images=images, return_tensors="pt")["pixel_values"]
         outputs = self.model(pixel_values, output_region_scores=True, output_hidden_states=True)
-        probabilities = outputs.logits.float().softmax(dim=-1)
-        fake_probability = 1.0 - probabilities[:, self.real_label_id]
+        fake_probabilities = fake_probability(outputs.logits, self.real_label_id)
         strips = [
             heatmap_strip(view, [(s[i], m[i]) for s, m in zip(outputs.region_scores, outputs.region_masks)])
             for i, view in enumerate(model_views(pixel_values))
         ]
         contributions = layer_contributions(self.model, outputs.hidden_states, outputs.logits)
-        return fake_probability, probabilities.argmax(dim=-1), strips, contributions
+        return fake_probabilities, outputs.logits.argmax(dim=-1), strips, contributions
 
 
 def load_detector(source: str) -> Detector:
