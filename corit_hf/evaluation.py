@@ -9,6 +9,7 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -125,13 +126,20 @@ def format_score_table(split_scores: dict[str, dict]) -> str:
     return "\n".join([header, *rows])
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write a text file through a temporary file and a rename, so a reader never sees half a file."""
+@contextmanager
+def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path to write to, renamed onto `path` on success, so a reader never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
+    yield temporary
     temporary.replace(path)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write a text file atomically (see `atomic_target`)."""
+    with atomic_target(path) as temporary:
+        temporary.write_text(text)
 
 
 def write_json(path: str | os.PathLike, document: object) -> None:

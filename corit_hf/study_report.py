@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from .evaluation import write_json, write_text_atomic
+from .evaluation import atomic_target, write_json, write_text_atomic
 
 
 REPORT_FILES = ("study.json", "study.csv", "study.md", "auc_vs_rho.png", "gsnr_heatmap.png")
@@ -202,6 +202,5 @@ def _layer_order(name: str) -> tuple[int, int, str]:
 
 
 def _save_figure(figure: Figure, path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    figure.savefig(temporary, format="png", dpi=110)
-    temporary.replace(path)
+    with atomic_target(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=110)
