@@ -28,10 +28,13 @@ class CoritImageClassifierOutput(ImageClassifierOutput):
         Per HRI layer, the CGP score of each patch, shape `(batch_size, num_patches)`.
     region_masks (`tuple(torch.FloatTensor)`, *optional*, returned when `output_region_scores=True`):
         Per HRI layer, the RRM mask (1 = kept patch), shape `(batch_size, num_patches)`.
+    layer_features (`tuple(torch.FloatTensor)`, *optional*, returned when `output_region_scores=True`):
+        Per HRI layer, the feature f_l that HRI averages, shape `(batch_size, hidden_size)`.
     """
 
     region_scores: tuple[torch.FloatTensor, ...] | None = None
     region_masks: tuple[torch.FloatTensor, ...] | None = None
+    layer_features: tuple[torch.FloatTensor, ...] | None = None
 
 
 class CoritPreTrainedModel(PreTrainedModel):
@@ -130,7 +133,7 @@ class CoritForImageClassification(CoritPreTrainedModel):
         labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
             Class ids (`real_label_id` for real images); gives a cross-entropy loss.
         output_region_scores (`bool`, *optional*, defaults to `False`):
-            Also return each HRI layer's CGP scores and RRM mask (for heatmaps).
+            Also return each HRI layer's CGP scores, RRM mask and feature f_l (for heatmaps and attributions).
         """
         outputs = self.backbone(
             pixel_values,
@@ -159,6 +162,7 @@ class CoritForImageClassification(CoritPreTrainedModel):
             attentions=outputs.attentions,
             region_scores=tuple(scores) if output_region_scores else None,
             region_masks=tuple(masks) if output_region_scores else None,
+            layer_features=tuple(features) if output_region_scores else None,
         )
         use_return_dict = return_dict if return_dict is not None else self.config.return_dict
         return output if use_return_dict else output.to_tuple()

@@ -61,13 +61,13 @@ class Detector:
     def analyse(self, images: list[Image.Image]) -> tuple[torch.Tensor, torch.Tensor, list[np.ndarray], torch.Tensor]:
         """Fake probabilities, predicted ids, per-image heatmap strips and per-layer margin contributions."""
         pixel_values = self.processor(images=images, return_tensors="pt")["pixel_values"]
-        outputs = self.model(pixel_values, output_region_scores=True, output_hidden_states=True)
+        outputs = self.model(pixel_values, output_region_scores=True)
         fake_probabilities = fake_probability(outputs.logits, self.real_label_id)
         strips = [
             heatmap_strip(view, [(s[i], m[i]) for s, m in zip(outputs.region_scores, outputs.region_masks)])
             for i, view in enumerate(model_views(pixel_values))
         ]
-        contributions = layer_contributions(self.model, outputs.hidden_states, outputs.logits)
+        contributions = layer_contributions(self.model, outputs.layer_features, outputs.logits)
         return fake_probabilities, outputs.logits.argmax(dim=-1), strips, contributions
 
 
@@ -90,23 +90,19 @@ def model_views(pixel_values: torch.Tensor) -> list[np.ndarray]:
 
 @torch.no_grad()
 def layer_contributions(
-    model: CoritForImageClassification, hidden_states: tuple[torch.Tensor, ...], logits: torch.Tensor
+    model: CoritForImageClassification, layer_features: tuple[torch.Tensor, ...], logits: torch.Tensor
 ) -> torch.Tensor:
     """Per sample and HRI layer: (W[fake] - W[real]) . f_l / L, the layer's share of the logit margin.
 
-    f_l is recomputed with the model's own `layer_feature`; `fake` is the most likely fake class.
+    `layer_features` are the model's own f_l (`output_region_scores=True`); `fake` is the most likely fake class.
     """
     real = model.config.real_label_id
-    pooled = model.backbone.post_layernorm(hidden_states[-1][:, 0])
-    direction = model.contrastive_direction(pooled)
-    features = torch.stack(
-        [model.layer_feature(hidden_states[layer], direction, False)[0] for layer in model.config.hri_layers], dim=1
-    )
+    features = torch.stack(layer_features, dim=1)
     masked = logits.float().clone()
     masked[:, real] = -torch.inf
     weight = model.classifier.weight
     margin_rows = weight[masked.argmax(dim=-1)] - weight[real]
-    return torch.einsum("bld,bd->bl", features.float(), margin_rows.float()) / len(model.config.hri_layers)
+    return torch.einsum("bld,bd->bl", features.float(), margin_rows.float()) / len(layer_features)
 
 
 def diverging_colours(values: np.ndarray) -> np.ndarray:

@@ -174,6 +174,16 @@ def test_cgp_scores_carry_no_gradient_and_match_the_formula():
     torch.testing.assert_close(scores, expected.detach(), atol=1e-5, rtol=1e-5)
 
 
+def test_layer_features_are_what_hri_averages():
+    model = tiny_model()
+    with torch.no_grad():
+        output = model(random_pixels(), output_region_scores=True)
+        assert len(output.layer_features) == len(model.config.hri_layers)
+        pooled = torch.stack(output.layer_features).mean(dim=0)
+        torch.testing.assert_close(model.classifier(pooled), output.logits)
+        assert model(random_pixels()).layer_features is None
+
+
 def cls_features(model, pixels) -> list[torch.Tensor]:
     hidden_states = model.backbone(pixels, output_hidden_states=True).hidden_states
     return [model.backbone.post_layernorm(hidden_states[layer])[:, 0] for layer in model.config.hri_layers]

@@ -167,8 +167,8 @@ def test_layer_contributions_add_up_to_the_logit_margin(tmp_path):
     pixel_values = torch.randn(3, 3, 64, 64)
 
     with torch.no_grad():
-        outputs = model(pixel_values, output_hidden_states=True)
-    contributions = layer_contributions(model, outputs.hidden_states, outputs.logits)
+        outputs = model(pixel_values, output_region_scores=True)
+    contributions = layer_contributions(model, outputs.layer_features, outputs.logits)
 
     fake = outputs.logits[:, 1:].argmax(dim=-1) + 1
     margin = outputs.logits[torch.arange(3), fake] - outputs.logits[:, 0]
