@@ -101,16 +101,12 @@ class CoritConfig(PreTrainedConfig):
         vision_overrides = kwargs.pop("vision_config", None) or {}
         return cls(vision_config={**PRESETS[name], **vision_overrides}, **kwargs)
 
-    @property
-    def num_patches(self) -> int:
-        image_size, patch_size = self.vision_config.image_size, self.vision_config.patch_size
-        return (image_size // patch_size) ** 2
+    def num_kept_patches(self, num_patches: int) -> int:
+        """How many of an image's `num_patches` patches RRM keeps: ceil(ratio x N), at least one.
 
-    def num_kept_patches(self) -> int:
-        """How many patches RRM keeps: ceil(ratio x N), at least one."""
-        if not self.use_cgp_mask:
-            return self.num_patches
-        return max(1, math.ceil(self.rrm_keep_ratio * self.num_patches))
+        N is the count the backbone produced, which differs from the config's grid under `interpolate_pos_encoding`.
+        """
+        return max(1, math.ceil(self.rrm_keep_ratio * num_patches))
 
     def check_ranges(self):
         """Every CoRIT field within its allowed range; a plain ValueError naming the field."""

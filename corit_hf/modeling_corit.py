@@ -208,7 +208,7 @@ class CoritForImageClassification(CoritPreTrainedModel):
         """RRM: 1 for the top ceil(ratio x N) patches by |score|, 0 elsewhere; all ones when RRM is off."""
         if not self.config.use_cgp_mask:
             return torch.ones_like(scores)
-        keep = min(self.config.num_kept_patches(), scores.shape[1])
+        keep = self.config.num_kept_patches(scores.shape[1])
         top = scores.abs().topk(keep, dim=1).indices
         return torch.zeros_like(scores).scatter_(1, top, 1.0)
 

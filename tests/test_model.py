@@ -161,6 +161,14 @@ def test_rrm_keeps_ceil_ratio_times_n_patches(ratio):
         assert (kept_min >= dropped_max).all()
 
 
+def test_rrm_counts_the_patches_of_the_actual_input_size():
+    model = tiny_model(rrm_keep_ratio=0.25)
+    with torch.no_grad():
+        output = model(random_pixels(size=96), output_region_scores=True, interpolate_pos_encoding=True)
+    assert output.region_masks[-1].shape == (2, 144)
+    assert output.region_masks[-1].sum(dim=1).tolist() == [36, 36]
+
+
 def test_cgp_scores_carry_no_gradient_and_match_the_formula():
     model = tiny_model()
     output = model(random_pixels(), output_region_scores=True, output_hidden_states=True)
