@@ -35,9 +35,3 @@ def apply_finetuning(
     model.classifier.requires_grad_(True)
     return model
 
-
-def count_trainable_parameters(model: nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameter counts, to report what a mode leaves trainable."""
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return trainable, total
