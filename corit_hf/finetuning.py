@@ -34,4 +34,3 @@ def apply_finetuning(
                 module.requires_grad_(True)
     model.classifier.requires_grad_(True)
     return model
-
