@@ -48,6 +48,36 @@ def add_data_arguments(parser: argparse.ArgumentParser, training: bool, folder: 
     )
 
 
+def add_frame_arguments(parser: argparse.ArgumentParser, aggregate: bool) -> None:
+    """--frames, --faces, --face-fallback (and --aggregate), shared by `train`, `evaluate` and `predict`."""
+    group = parser.add_argument_group("videos and faces")
+    group.add_argument(
+        "--frames",
+        type=int,
+        default=defaults.VIDEO_FRAMES,
+        metavar="N",
+        help="frames sampled per video, evenly in time (default: %(default)s)",
+    )
+    group.add_argument(
+        "--faces",
+        action="store_true",
+        help="crop every frame and image to its largest face (MTCNN; box enlarged 1.3x, square)",
+    )
+    group.add_argument(
+        "--face-fallback",
+        choices=("whole", "skip"),
+        default="whole",
+        help="a frame or image without a face: use the whole frame, or skip it (default: %(default)s)",
+    )
+    if aggregate:
+        group.add_argument(
+            "--aggregate",
+            choices=("mean", "median"),
+            default="mean",
+            help="a video's fake probability from its frames' (default: %(default)s)",
+        )
+
+
 def add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
     """--preset or --backbone, shared by `train` and `study`."""
     source = parser.add_mutually_exclusive_group()
@@ -93,6 +123,7 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     add_data_arguments(parser, training=True)
+    add_frame_arguments(parser, aggregate=False)
     add_model_arguments(parser)
     group = parser.add_argument_group("optimization")
     group.add_argument("--rho", type=float, help="SAM radius; 0 = plain training (default: 0.05)")
@@ -128,12 +159,15 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Score a saved model on each test split: ROC AUC, average precision, accuracy at --threshold, equal "
             "error rate, and whether it collapsed (AUC within --margin of 0.5, or one label for >= 95%% of images). "
-            "By default every family of the built-in benchmark is tested. Prints a table and writes "
+            "By default every family of the built-in benchmark is tested. Data with videos (FaceForensics++, "
+            "Celeb-DF, DFDC, real/fake folders of videos) is scored per frame and per video (the video_* keys). "
+            "Prints a table and writes "
             "eval_results.json into the model folder (or --output), which `corit push` puts on the model card."
         ),
     )
     parser.add_argument("model", metavar="MODEL", help="a model folder (from `corit train`) or a Hub repo id")
     add_data_arguments(parser, training=False)
+    add_frame_arguments(parser, aggregate=True)
     parser.add_argument("--seed", type=int, default=0, help="benchmark seed, as used in training (default: 0)")
     parser.add_argument("--splits", nargs="+", metavar="SPLIT", help="splits to score (default: every test* split)")
     parser.add_argument("--batch-size", type=int, default=64, help="default: %(default)s")
@@ -157,16 +191,22 @@ def add_predict_command(subparsers: argparse._SubParsersAction) -> None:
     """`corit predict MODEL PATHS...`: fake probability of image files and folders."""
     parser = subparsers.add_parser(
         "predict",
-        help="fake probability of image files and folders, as CSV or JSON Lines",
+        help="fake probability of image and video files and folders, as CSV or JSON Lines",
         description=(
-            "Predict the fake probability (1 - P(real)) of every image in PATHS (files, and folders searched "
-            "recursively). Writes path, fake_probability, label to --output (format from its extension or "
-            "--format) or to stdout. Unreadable images are listed on stderr with the reason and skipped; the exit "
-            "code is then 1, with the other rows still written."
+            "Predict the fake probability (1 - P(real)) of every image and video in PATHS (files, and folders "
+            "searched recursively). Writes path, fake_probability, label to --output (format from its extension "
+            "or --format) or to stdout. A video's row is the mean (or --aggregate median) of its --frames sampled "
+            "frames, with the number of frames scored and of frames with a face (--faces). Unreadable files are "
+            "listed on stderr with the reason and skipped; the exit code is then 1, with the other rows still "
+            "written."
         ),
     )
     parser.add_argument("model", metavar="MODEL", help="a model folder (from `corit train`) or a Hub repo id")
-    parser.add_argument("paths", metavar="PATH", nargs="+", help="image files or folders")
+    parser.add_argument("paths", metavar="PATH", nargs="+", help="image and video files or folders")
+    add_frame_arguments(parser, aggregate=True)
+    parser.add_argument(
+        "--per-frame", action="store_true", help="after each video's row, one row per scored frame (frame_time)"
+    )
     parser.add_argument(
         "--threshold",
         type=float,

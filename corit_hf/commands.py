@@ -116,9 +116,12 @@ def predict(args: argparse.Namespace) -> int:
     file_format = prediction_format(args.output, args.format)
     paths = collect_image_paths(args.paths)
     if not paths:
-        raise FileNotFoundError(f"no image files found in {' '.join(args.paths)}.")
+        raise FileNotFoundError(f"no image or video files found in {' '.join(args.paths)}.")
+    options = _frame_options(args)
     model, image_processor = load_detector(args.model)
-    rows, skipped = predict_files(model, image_processor, paths, args.batch_size, args.threshold)
+    rows, skipped = predict_files(
+        model, image_processor, paths, args.batch_size, args.threshold, options=options, per_frame=args.per_frame
+    )
     for path, reason in skipped:
         print(f"corit predict: skipped {path}: {reason}", file=sys.stderr)
     if args.output:
@@ -178,6 +181,23 @@ def _model_folder(model: str) -> Path:
             f"{model} is a Hub repo, not a local folder; pass --output to say where to write the results."
         )
     return path
+
+
+def _frame_options(args: argparse.Namespace):
+    """FrameOptions from --frames, --faces, --face-fallback and --aggregate (checked before any model loads)."""
+    from .video_scores import FrameOptions
+
+    options = FrameOptions(
+        frames=args.frames,
+        faces=args.faces,
+        face_fallback=args.face_fallback,
+        aggregate=getattr(args, "aggregate", "mean"),
+    )
+    if options.faces:
+        from .faces import shared_detector
+
+        shared_detector()  # a missing video extra fails here, before any work
+    return options
 
 
 def _check_positive(**values: int | None) -> None:

@@ -30,6 +30,8 @@ LEARNING_RATE = 1e-3
 LEARNING_RATE_PRETRAINED = 2e-5
 EPOCHS = 8
 GSNR_EVERY = 10
+VIDEO_FRAMES = 32
+"""Frames sampled per video (DeepfakeBench and GenD score 32 frames)."""
 
 STUDY_RHOS = (0.0, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 5.0)
 STUDY_CONFIGS = CONFIG_NAMES

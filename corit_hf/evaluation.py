@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from datasets import Dataset
-from PIL import Image
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 from tqdm.auto import tqdm
@@ -23,10 +22,16 @@ from transformers import AutoImageProcessor, AutoModelForImageClassification, Pr
 
 from .collapse import DEFAULT_MARGIN, DEFAULT_THRESHOLD, collapse_report
 from .data import ForensicCollator, ImageLoadError, open_image
+from .video import VIDEO_SUFFIXES, VideoLoadError, is_video_path
+from .video_scores import AGGREGATES, FrameOptions, PreparedFrames, prepare_images, prepare_video
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+MEDIA_SUFFIXES = IMAGE_SUFFIXES + VIDEO_SUFFIXES
 PREDICTION_COLUMNS = ("path", "fake_probability", "label")
+MEDIA_COLUMNS = ("frame_time", "frames", "faces")
+"""Extra prediction columns, present when videos or face crops are involved: a frame row's time in seconds,
+and a video's (or face-cropped image's) number of scored frames and of frames with a face."""
 EVAL_RESULTS_FILE = "eval_results.json"
 
 
@@ -62,6 +67,17 @@ def fake_probabilities(model: PreTrainedModel, pixel_values: torch.Tensor) -> np
     """`fake_probability` of a batch of pixel values, as a NumPy array."""
     logits = model(pixel_values=pixel_values.to(model.device, model.dtype)).logits
     return fake_probability(logits, real_label_id(model)).cpu().numpy()
+
+
+def image_probabilities(
+    model: PreTrainedModel, image_processor: object, images: list, batch_size: int = 32
+) -> np.ndarray:
+    """`fake_probabilities` of RGB images, preprocessed and scored `batch_size` at a time."""
+    batches = [
+        fake_probabilities(model, image_processor(images[i : i + batch_size], return_tensors="pt")["pixel_values"])
+        for i in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(batches) if batches else np.empty(0)
 
 
 def is_fake(labels: Iterable[int], real_id: int) -> np.ndarray:
@@ -148,11 +164,11 @@ def write_json(path: str | os.PathLike, document: object) -> None:
 
 
 def collect_image_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files as given plus every image file under each folder (recursive, sorted); missing paths raise."""
+    """Files as given plus every image and video file under each folder (recursive, sorted); missing paths raise."""
     found = []
     for path in map(Path, paths):
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES))
         elif path.is_file():
             found.append(path)
         else:
@@ -167,42 +183,87 @@ def predict_files(
     batch_size: int = 32,
     threshold: float = DEFAULT_THRESHOLD,
     progress: bool = True,
+    options: FrameOptions | None = None,
+    per_frame: bool = False,
 ) -> tuple[list[dict], list[tuple[Path, str]]]:
-    """Rows (path, fake_probability, label) for every readable file, and (path, reason) for the rest."""
-    rows, skipped = [], []
-    bar = tqdm(total=len(paths), desc="predicting", unit="image", disable=not progress, file=sys.stderr)
-    for batch_paths, images, batch_skipped in _readable_batches(paths, batch_size):
+    """Rows (path, fake_probability, label) for every readable file, in the given order, and (path, reason) for
+    the rest. Videos get one row with the aggregate of their sampled frames (`options`) and the counts of
+    frames and faces, plus one row per frame with `per_frame`; with `options.faces` images are face-cropped."""
+    options = options or FrameOptions()
+    rows, skipped = {}, []
+    bar = tqdm(total=len(paths), desc="predicting", unit="file", disable=not progress, file=sys.stderr)
+    images = [(i, path) for i, path in enumerate(paths) if not is_video_path(path)]
+    for batch, prepared, batch_skipped in _readable_batches(images, batch_size, options):
         skipped.extend(batch_skipped)
-        if images:
-            pixel_values = image_processor(images, return_tensors="pt")["pixel_values"]
-            for path, probability in zip(batch_paths, fake_probabilities(model, pixel_values)):
-                rows.append(_prediction_row(path, float(probability), threshold))
-        bar.update(len(batch_paths) + len(batch_skipped))
+        if prepared:
+            pixel_values = image_processor([item.images[0] for item in prepared], return_tensors="pt")["pixel_values"]
+            for (index, path), item, probability in zip(batch, prepared, fake_probabilities(model, pixel_values)):
+                rows[index] = [_prediction_row(path, float(probability), threshold, options, item)]
+        bar.update(len(batch) + len(batch_skipped))
+    for index, path in enumerate(paths):
+        if is_video_path(path):
+            try:
+                rows[index] = _video_rows(model, image_processor, path, batch_size, threshold, options, per_frame)
+            except VideoLoadError as error:
+                skipped.append((path, str(error).removeprefix(f"{path}: ")))
+            bar.update(1)
     bar.close()
-    return rows, skipped
+    return [row for index in sorted(rows) for row in rows[index]], skipped
 
 
 def _readable_batches(
-    paths: list[Path], batch_size: int
-) -> Iterator[tuple[list[Path], list[Image.Image], list[tuple[Path, str]]]]:
-    """Chunks of `batch_size` files: the paths that opened, their RGB images, and (path, reason) for the rest."""
+    paths: list[tuple[int, Path]], batch_size: int, options: FrameOptions
+) -> Iterator[tuple[list[tuple[int, Path]], list[PreparedFrames], list[tuple[Path, str]]]]:
+    """Chunks of `batch_size` image files: those that opened (and had a face when faceless ones are skipped),
+    their prepared images, and (path, reason) for the rest."""
     for start in range(0, len(paths), batch_size):
-        opened, images, skipped = [], [], []
-        for path in paths[start : start + batch_size]:
+        opened, prepared, skipped = [], [], []
+        for index, path in paths[start : start + batch_size]:
             try:
-                images.append(open_image(path))
-                opened.append(path)
+                item = prepare_images([open_image(path)], [0.0], options)
             except ImageLoadError as error:
                 skipped.append((path, str(error)))
-        yield opened, images, skipped
+                continue
+            if item.images:
+                opened.append((index, path))
+                prepared.append(item)
+            else:
+                skipped.append((path, "no face found"))
+        yield opened, prepared, skipped
 
 
-def _prediction_row(path: Path, probability: float, threshold: float) -> dict:
-    return {
+def _video_rows(
+    model: PreTrainedModel,
+    image_processor: object,
+    path: Path,
+    batch_size: int,
+    threshold: float,
+    options: FrameOptions,
+    per_frame: bool,
+) -> list[dict]:
+    """The video's row (aggregate of its frames), then, with `per_frame`, one row per scored frame."""
+    prepared = prepare_video(path, options)
+    probabilities = image_probabilities(model, image_processor, prepared.images, batch_size)
+    video = float(AGGREGATES[options.aggregate](probabilities))
+    rows = [_prediction_row(path, video, threshold, options, prepared)]
+    if per_frame:
+        for time, box, probability in zip(prepared.times, prepared.boxes, probabilities):
+            frame = {"frame_time": round(time, 3), "faces": int(box is not None) if options.faces else ""}
+            rows.append({**_prediction_row(path, float(probability), threshold), **frame})
+    return rows
+
+
+def _prediction_row(
+    path: Path, probability: float, threshold: float, options: FrameOptions | None = None, item=None
+) -> dict:
+    row = {
         "path": str(path),
         "fake_probability": probability,
         "label": "fake" if probability >= threshold else "real",
     }
+    if item is not None and (options.faces or is_video_path(path)):
+        row.update(frames=len(item.images), faces=item.faces if options.faces else "")
+    return row
 
 
 def prediction_format(output: str | None, requested: str | None) -> str:
@@ -223,6 +284,8 @@ def write_predictions(rows: list[dict], stream, file_format: str) -> None:
         for row in rows:
             stream.write(json.dumps(row) + "\n")
         return
-    writer = csv.DictWriter(stream, fieldnames=PREDICTION_COLUMNS, lineterminator="\n")
+    present = {key for row in rows for key in row}
+    columns = [*PREDICTION_COLUMNS, *(key for key in MEDIA_COLUMNS if key in present)]
+    writer = csv.DictWriter(stream, fieldnames=columns, restval="", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
