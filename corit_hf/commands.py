@@ -28,7 +28,10 @@ def train(args: argparse.Namespace) -> int:
 
     _check_positive(batch_size=args.batch_size, n_train=args.n_train, n_test=args.n_test, max_steps=args.max_steps)
     image_size = detector_config(args.preset, args.backbone).vision_config.image_size
-    splits, _ = load_data(args.data, args.train_family, args.n_train, args.n_test, image_size, args.seed)
+    options = _frame_options(args)
+    splits, _ = load_data(
+        args.data, args.train_family, args.n_train, args.n_test, image_size, args.seed, frame_options=options
+    )
     if "train" not in splits:
         raise ValueError(f"--data has no 'train' split (splits: {sorted(splits)}).")
     labels = class_names(splits)
@@ -97,10 +100,20 @@ def evaluate(args: argparse.Namespace) -> int:
     # made at the model's input size, as in training.
     vision = getattr(model.config, "vision_config", model.config)
     size = {"image_size": vision.image_size} if hasattr(vision, "image_size") else {}
-    splits, dataset = load_data(args.data, args.train_family, 2, args.n_test, seed=args.seed, **size)
+    options = _frame_options(args)
+    splits, dataset = load_data(
+        args.data, args.train_family, 2, args.n_test, seed=args.seed, frame_options=options, **size
+    )
     selected = _evaluation_splits(splits, args.splits)
     scores = score_splits(
-        model, selected, image_processor, args.batch_size, args.threshold, args.margin, progress=True
+        model,
+        selected,
+        image_processor,
+        args.batch_size,
+        args.threshold,
+        args.margin,
+        progress=True,
+        aggregate=options.aggregate,
     )
     print(format_score_table(scores))
     write_json(output, eval_results(args.model, dataset, scores))

@@ -23,7 +23,15 @@ from transformers import AutoImageProcessor, AutoModelForImageClassification, Pr
 from .collapse import DEFAULT_MARGIN, DEFAULT_THRESHOLD, collapse_report
 from .data import ForensicCollator, ImageLoadError, open_image
 from .video import VIDEO_SUFFIXES, VideoLoadError, is_video_path
-from .video_scores import AGGREGATES, FrameOptions, PreparedFrames, prepare_images, prepare_video
+from .video_scores import (
+    AGGREGATES,
+    VIDEO_PREFIX,
+    FrameOptions,
+    PreparedFrames,
+    prepare_images,
+    prepare_video,
+    video_report,
+)
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -33,6 +41,7 @@ MEDIA_COLUMNS = ("frame_time", "frames", "faces")
 """Extra prediction columns, present when videos or face crops are involved: a frame row's time in seconds,
 and a video's (or face-cropped image's) number of scored frames and of frames with a face."""
 EVAL_RESULTS_FILE = "eval_results.json"
+VIDEO_COLUMN = "video"
 
 
 def load_detector(model_path: str) -> tuple[PreTrainedModel, object]:
@@ -97,9 +106,11 @@ def score_dataset(
     batch_size: int = 64,
     threshold: float = DEFAULT_THRESHOLD,
     margin: float = DEFAULT_MARGIN,
+    aggregate: str = "mean",
 ) -> dict:
     """AUC / AP / accuracy / EER / collapsed / n of `model` on a dataset with `image` and `label` columns
-    (or, with `image_processor=None`, already preprocessed `pixel_values` and `labels`)."""
+    (or, with `image_processor=None`, already preprocessed `pixel_values` and `labels`). A `video` column
+    adds the same scores per video (`video_auc`, ...; a video's probability is the `aggregate` of its frames')."""
     was_training = model.training
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=batch_collator(image_processor))
@@ -109,7 +120,11 @@ def score_dataset(
         labels.append(batch["labels"].numpy())
     model.train(was_training)
     references = is_fake(np.concatenate(labels), real_label_id(model))
-    return collapse_report(np.concatenate(scores), references, threshold, margin)
+    report = collapse_report(np.concatenate(scores), references, threshold, margin)
+    if VIDEO_COLUMN in getattr(dataset, "column_names", ()):
+        videos = dataset[VIDEO_COLUMN]
+        report.update(video_report(np.concatenate(scores), references, videos, aggregate, threshold, margin))
+    return report
 
 
 def score_splits(
@@ -120,10 +135,14 @@ def score_splits(
     threshold: float = DEFAULT_THRESHOLD,
     margin: float = DEFAULT_MARGIN,
     progress: bool = False,
+    aggregate: str = "mean",
 ) -> dict[str, dict]:
     """`score_dataset` for every split, keyed by split name."""
     names = tqdm(list(splits), desc="evaluating", unit="split", disable=not progress)
-    return {name: score_dataset(model, splits[name], image_processor, batch_size, threshold, margin) for name in names}
+    return {
+        name: score_dataset(model, splits[name], image_processor, batch_size, threshold, margin, aggregate)
+        for name in names
+    }
 
 
 def eval_results(model_name: str, dataset: dict, split_scores: dict[str, dict]) -> dict:
@@ -132,14 +151,21 @@ def eval_results(model_name: str, dataset: dict, split_scores: dict[str, dict]) 
 
 
 def format_score_table(split_scores: dict[str, dict]) -> str:
-    """A fixed-width table of per-split scores, one row per split."""
+    """A fixed-width table of per-split scores, one row per split (frame-level, then video-level if any)."""
     header = f"{'split':<20} {'n':>6} {'AUC':>7} {'AP':>7} {'acc':>7} {'EER':>7}  collapsed"
-    rows = [
+    rows = [_score_line(name, scores) for name, scores in split_scores.items()]
+    videos = {name: scores for name, scores in split_scores.items() if VIDEO_PREFIX + "auc" in scores}
+    if videos:
+        rows += ["per video:"] + [_score_line(name, scores, VIDEO_PREFIX) for name, scores in videos.items()]
+    return "\n".join([header, *rows])
+
+
+def _score_line(name: str, scores: dict, prefix: str = "") -> str:
+    s = {key.removeprefix(prefix): value for key, value in scores.items() if key.startswith(prefix)}
+    return (
         f"{name:<20} {s['n']:>6} {s['auc']:>7.3f} {s['ap']:>7.3f} {s['accuracy']:>7.3f} {s['eer']:>7.3f}  "
         f"{'yes' if s['collapsed'] else 'no'}"
-        for name, s in split_scores.items()
-    ]
-    return "\n".join([header, *rows])
+    )
 
 
 @contextmanager

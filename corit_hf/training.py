@@ -18,6 +18,7 @@ from .evaluation import batch_collator, write_json, write_text_atomic
 from .finetuning import apply_finetuning
 from .modeling_corit import CoritForImageClassification, image_processor_for
 from .trainer import CoritTrainer, CoritTrainingArguments
+from .video_scores import FrameOptions
 
 
 logger = logging.getLogger(__name__)
@@ -76,13 +77,17 @@ def load_data(
     image_size: int = 64,
     seed: int = 0,
     cache_dir: str | os.PathLike | None = None,
+    frame_options: FrameOptions | None = None,
 ) -> tuple[DatasetDict, dict]:
     """The splits to train or evaluate on, and a description for `eval_results.json`.
 
     `data` None: the built-in benchmark (train on `train_family`, test on every family; saved to and reloaded
     from `cache_dir` if given). A folder written by `DatasetDict.save_to_disk`: loaded as is. Any other folder:
-    real/fake image folders.
+    real/fake image or video folders (`load_forensic_folder`), videos sampled and faces cropped as
+    `frame_options` says, frames stored at `image_size`.
     """
+    if data is None and frame_options is not None and frame_options.faces:
+        raise ValueError("--faces crops faces of --data folders; the built-in benchmark has no faces.")
     if data is None:
         splits = build_benchmark(
             train_family=train_family,
@@ -106,7 +111,7 @@ def load_data(
         splits = load_from_disk(str(path))
         splits = splits if isinstance(splits, DatasetDict) else DatasetDict({"test": splits})
     else:
-        splits, report = load_forensic_folder(str(path))
+        splits, report = load_forensic_folder(str(path), frame_options=frame_options, frame_size=image_size)
         if report.skipped:
             logger.warning(report.summary())
     return splits, {"name": path.name, "type": str(path), "config": None}

@@ -1,11 +1,11 @@
-"""Load forensic image folders (ForenSynths, UniversalFakeDetect, GenImage, real/fake) with real=0 / fake=1.
+"""Load forensic image and video folders (ForenSynths, UniversalFakeDetect, GenImage, real/fake, FaceForensics++,
+Celeb-DF, DFDC) with real=0 / fake=1.
 
 `datasets`' own `imagefolder` numbers classes in the sort order of the folder names (so GenImage's `ai` would
 become 0) and fails late on broken files. This loader maps the known class names explicitly, checks every
 file once with `open_image`, and skips and reports what it cannot use instead of failing.
 """
 
-import io
 import logging
 import os
 import re
@@ -18,7 +18,10 @@ from typing import NamedTuple
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value
 from PIL import Image as PILImage
 
+from ..video import VideoLoadError, is_video_path
+from ..video_scores import FrameOptions, prepare_images, prepare_video
 from .images import DEFAULT_MAX_PIXELS, ImageLoadError, open_image
+from .video_folders import VIDEO_LAYOUTS, Candidate, find_video_layout, png_bytes, shrink
 
 
 logger = logging.getLogger(__name__)
@@ -37,15 +40,21 @@ SPLIT_DIRS = {
 }
 """Folder names (case-insensitive) that mark a split."""
 
-LAYOUTS = """\
+LAYOUTS = (
+    """\
   <root>/0_real, <root>/1_fake                         (flat ForenSynths / UniversalFakeDetect)
   <root>/<generator>/0_real|1_fake                     (UniversalFakeDetect test sets)
   <root>/<generator>/<category>/0_real|1_fake          (ForenSynths test set)
   <root>/train|val|test/[<generator>/][<category>/]0_real|1_fake
   <root>/<generator>/[<subset>/]train|val/ai|nature     (GenImage)
-  <root>/[<split>/]real|fake[/<family>]                 (real/fake, as written by write_benchmark_folder)"""
+  <root>/[<split>/]real|fake[/<family>]                 (real/fake, as written by write_benchmark_folder)
+"""
+    + VIDEO_LAYOUTS
+)
 
 FEATURES = Features({"image": Image(), "label": ClassLabel(names=["real", "fake"]), "family": Value("string")})
+VIDEO_FEATURES = Features({**FEATURES, "video": Value("string")})
+"""Data with videos has one row per sampled frame; `video` names the frame's video (an image names itself)."""
 ORIENTATION_TAG = 0x0112
 _SPLIT_ORDER = {"train": 0, "validation": 1, "test": 2}
 
@@ -57,11 +66,16 @@ class LoadReport:
     root: str
     loaded: dict[str, int] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    videos: int = 0
+    frames_without_face: int = 0
 
     def summary(self, max_listed: int = 10) -> str:
         """A readable summary: images per split, then the skipped files (first `max_listed`) with reasons."""
         counts = ", ".join(f"{split}: {count}" for split, count in self.loaded.items()) or "nothing"
-        lines = [f"Loaded {sum(self.loaded.values())} images from {self.root} ({counts})."]
+        videos = f" ({self.videos} videos as frames)" if self.videos else ""
+        lines = [f"Loaded {sum(self.loaded.values())} images{videos} from {self.root} ({counts})."]
+        if self.frames_without_face:
+            lines.append(f"{self.frames_without_face} images or frames had no face.")
         if self.skipped:
             lines.append(f"Skipped {len(self.skipped)} files:")
             lines += [f"  {path}: {reason}" for path, reason in self.skipped[:max_listed]]
@@ -80,20 +94,16 @@ class ForensicFolder(NamedTuple):
     report: LoadReport
 
 
-class _Candidate(NamedTuple):
-    path: Path
-    split: str
-    label: int
-    family: str
-
-
 def load_forensic_folder(
     path: str | os.PathLike,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     split: str | None = None,
     num_workers: int = 4,
+    frame_options: FrameOptions | None = None,
+    frame_size: int | None = None,
 ) -> ForensicFolder:
-    """Load a forensic image folder as a `DatasetDict` (columns `image`, `label` real=0/fake=1, `family`).
+    """Load a forensic image or video folder as a `DatasetDict` (columns `image`, `label` real=0/fake=1, `family`,
+    and `video` when there are videos).
 
     Every file under a class folder (`0_real`/`1_fake`, `nature`/`ai`, `real`/`fake`) is opened once with
     `open_image`; unreadable, truncated, non-image and over-`max_pixels` files are skipped and listed in the
@@ -110,31 +120,60 @@ def load_forensic_folder(
     - class folders directly under the root form a single `test` split.
     `split="name"` puts everything into one split of that name instead. `family` is the folder under a fake
     class folder (`fake/<family>/`), else the generator, else "fake"; "real" for real images.
+
+    Videos: FaceForensics++ (one `test_<method>` split per manipulation method), Celeb-DF v2 (`test` from its
+    list of testing videos, the rest `train`) and DFDC (labels and splits from metadata.json) are recognised
+    by their folders; video files in class folders are read too. Each video becomes `frame_options.frames`
+    rows of evenly sampled frames; `frame_options.faces` crops frames and images to their largest face.
+    `frame_size` shrinks stored frames to that shorter side (the model input size keeps memory bounded).
     Raises ValueError, listing the accepted layouts, when no class folder is found.
     """
     root = Path(path)
     if not root.is_dir():
         raise ValueError(f"{root} is not a directory.")
-    candidates = list(_find_candidates(root, split))
+    frame_options = frame_options or FrameOptions()
+    layout = find_video_layout(root, split)
+    candidates = (
+        [Candidate(*candidate._replace(split=_sanitise(candidate.split))) for candidate in layout]
+        if layout is not None
+        else list(_find_candidates(root, split))
+    )
     if not candidates:
         raise ValueError(
             f"No real/fake class folders found under {root}. Accepted layouts (class folder names are "
             f"case-insensitive: {', '.join(CLASS_DIRS)}):\n{LAYOUTS}"
         )
     report = LoadReport(root=str(root))
-    rows: dict[str, dict[str, list]] = defaultdict(lambda: {"image": [], "label": [], "family": []})
+    rows: dict[str, dict[str, list]] = defaultdict(lambda: {"image": [], "label": [], "family": [], "video": []})
+    with_videos = any(is_video_path(candidate.path) for candidate in candidates)
+    unique = list(dict.fromkeys(candidate.path for candidate in candidates))  # FF++ reuses its real videos
+
+    def entries(path: Path) -> tuple[list[dict], str, int]:
+        if is_video_path(path):
+            return _video_entries(path, frame_options, frame_size)
+        return _image_entries(path, max_pixels, frame_options, frame_size)
+
     with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
-        checked = pool.map(lambda candidate: _image_entry(candidate.path, max_pixels), candidates)
-        for candidate, (entry, reason) in zip(candidates, checked):
-            if entry is None:
-                report.skipped.append((str(candidate.path), reason))
-                continue
-            columns = rows[candidate.split]
-            columns["image"].append(entry)
-            columns["label"].append(candidate.label)
-            columns["family"].append(candidate.family)
+        checked = dict(zip(unique, pool.map(entries, unique)))
+    report.frames_without_face = sum(checked[path][2] for path in unique)
+    report.videos = sum(bool(checked[path][0]) and is_video_path(path) for path in unique)
+    for candidate in candidates:
+        images, reason, _ = checked[candidate.path]
+        if not images:
+            report.skipped.append((str(candidate.path), reason))
+            continue
+        columns = rows[candidate.split]
+        columns["image"] += images
+        columns["label"] += [candidate.label] * len(images)
+        columns["family"] += [candidate.family] * len(images)
+        columns["video"] += [str(candidate.path.relative_to(root))] * len(images)
+    report.skipped = list(dict.fromkeys(report.skipped))
+    features = VIDEO_FEATURES if with_videos else FEATURES
     dataset = DatasetDict(
-        {name: Dataset.from_dict(rows[name], features=FEATURES, split=name) for name in sorted(rows, key=_split_key)}
+        {
+            name: Dataset.from_dict({key: rows[name][key] for key in features}, features=features, split=name)
+            for name in sorted(rows, key=_split_key)
+        }
     )
     report.loaded = {name: len(split_data) for name, split_data in dataset.items()}
     if report.skipped:
@@ -142,7 +181,7 @@ def load_forensic_folder(
     return ForensicFolder(dataset, report)
 
 
-def _find_candidates(root: Path, split: str | None) -> list[_Candidate]:
+def _find_candidates(root: Path, split: str | None) -> list[Candidate]:
     """Every non-hidden file below a class folder, with its split, label and family."""
     found = []
     for directory, subdirectories, files in os.walk(root):
@@ -156,7 +195,7 @@ def _find_candidates(root: Path, split: str | None) -> list[_Candidate]:
         split_name = _sanitise(split) if split else _split_for(prefix)
         family = "real" if label == 0 else (below[0] if below else _generator(prefix) or "fake")
         found += [
-            _Candidate(Path(directory) / name, split_name, label, family)
+            Candidate(Path(directory) / name, split_name, label, family)
             for name in sorted(files)
             if not name.startswith(".")
         ]
@@ -195,6 +234,37 @@ def _split_key(name: str) -> tuple[int, str]:
     return _SPLIT_ORDER.get(name, 3), name
 
 
+def _video_entries(path: Path, options: FrameOptions, frame_size: int | None) -> tuple[list[dict], str, int]:
+    """The sampled (face-cropped) frames of a video as PNG `datasets.Image` values, else [] and why; and the
+    number of frames without a face."""
+    try:
+        prepared = prepare_video(path, options)
+    except VideoLoadError as error:
+        return [], str(error).removeprefix(f"{path}: "), 0
+    without_face = prepared.sampled - prepared.faces if options.faces else 0
+    return (
+        [{"path": None, "bytes": png_bytes(shrink(image, frame_size))} for image in prepared.images],
+        "",
+        without_face,
+    )
+
+
+def _image_entries(
+    path: Path, max_pixels: int, options: FrameOptions, frame_size: int | None
+) -> tuple[list[dict], str, int]:
+    """An image file as a one-element list of `datasets.Image` values (face-cropped with `options.faces`), else []
+    and why; and 1 when it had no face."""
+    if not options.faces:
+        entry, reason = _image_entry(path, max_pixels)
+        return ([entry] if entry else []), reason, 0
+    try:
+        prepared = prepare_images([open_image(path, max_pixels)], [0.0], options)
+    except ImageLoadError as error:
+        return [], str(error).removeprefix(f"{path}: "), 0
+    entries = [{"path": None, "bytes": png_bytes(shrink(image, frame_size))} for image in prepared.images]
+    return entries, "no face found", 1 - prepared.faces
+
+
 def _image_entry(path: Path, max_pixels: int) -> tuple[dict | None, str]:
     """The `datasets.Image` value of a usable file (its path, or converted PNG bytes), else None and why."""
     try:
@@ -205,6 +275,4 @@ def _image_entry(path: Path, max_pixels: int) -> tuple[dict | None, str]:
         return None, str(error).removeprefix(f"{path}: ")
     if unchanged:
         return {"path": str(path), "bytes": None}, ""
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return {"path": None, "bytes": buffer.getvalue()}, ""  # datasets would prefer an existing path to bytes
+    return {"path": None, "bytes": png_bytes(image)}, ""  # datasets would prefer an existing path to bytes
