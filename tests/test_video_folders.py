@@ -169,3 +169,19 @@ def test_train_samples_frames_from_video_folders(clips, tmp_path):
 def test_faces_need_data_folders(tmp_path, capsys):
     assert main(["train", "--faces", "--max-steps", "1", "--output-dir", str(tmp_path)]) == 2
     assert "--faces crops faces of --data folders" in capsys.readouterr().err
+
+
+def test_faces_crop_folder_images_and_frames(tmp_path):
+    from PIL import Image
+    from skimage import data as skimage_data
+
+    write_video(tmp_path / "real" / "face.mp4", moving_crops(astronaut(), 3, (160, 120)))
+    (tmp_path / "fake").mkdir()
+    astronaut().save(tmp_path / "fake" / "face.png")
+    Image.fromarray(skimage_data.coffee()).save(tmp_path / "fake" / "coffee.png")
+    options = FrameOptions(frames=2, faces=True, face_fallback="skip")
+    dataset, report = load_forensic_folder(tmp_path, frame_options=options, frame_size=48)
+    assert sorted(dataset["test"]["video"]) == ["fake/face.png", "real/face.mp4", "real/face.mp4"]
+    assert all(row["image"].size == (48, 48) for row in dataset["test"])  # square crops at the stored size
+    assert report.skipped == [(str(tmp_path / "fake" / "coffee.png"), "no face found")]
+    assert report.frames_without_face == 1

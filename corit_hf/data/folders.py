@@ -19,7 +19,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value
 from PIL import Image as PILImage
 
 from ..video import VideoLoadError, is_video_path
-from ..video_scores import FrameOptions, prepare_images, prepare_video
+from ..video_scores import FrameOptions, PreparedFrames, prepare_images, prepare_video
 from .images import DEFAULT_MAX_PIXELS, ImageLoadError, open_image
 from .video_folders import VIDEO_LAYOUTS, Candidate, find_video_layout, png_bytes, shrink
 
@@ -242,11 +242,7 @@ def _video_entries(path: Path, options: FrameOptions, frame_size: int | None) ->
     except VideoLoadError as error:
         return [], str(error).removeprefix(f"{path}: "), 0
     without_face = prepared.sampled - prepared.faces if options.faces else 0
-    return (
-        [{"path": None, "bytes": png_bytes(shrink(image, frame_size))} for image in prepared.images],
-        "",
-        without_face,
-    )
+    return _stored(prepared, frame_size), "", without_face
 
 
 def _image_entries(
@@ -261,8 +257,17 @@ def _image_entries(
         prepared = prepare_images([open_image(path, max_pixels)], [0.0], options)
     except ImageLoadError as error:
         return [], str(error).removeprefix(f"{path}: "), 0
-    entries = [{"path": None, "bytes": png_bytes(shrink(image, frame_size))} for image in prepared.images]
-    return entries, "no face found", 1 - prepared.faces
+    return _stored(prepared, frame_size), "no face found", 1 - prepared.faces
+
+
+def _stored(prepared: PreparedFrames, frame_size: int | None) -> list[dict]:
+    """Prepared frames or images as PNG `datasets.Image` values: face crops resized to `frame_size` square,
+    the rest shrunk to that shorter side."""
+    images = [
+        image.resize((frame_size, frame_size), PILImage.BICUBIC) if box is not None and frame_size else image
+        for image, box in zip(prepared.images, prepared.boxes)
+    ]
+    return [{"path": None, "bytes": png_bytes(shrink(image, frame_size))} for image in images]
 
 
 def _image_entry(path: Path, max_pixels: int) -> tuple[dict | None, str]:
