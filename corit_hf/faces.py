@@ -95,6 +95,9 @@ class FaceDetector:
         folder = mtcnn_model_dir()
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
+        # Spinning worker threads wait busily between the many small P-Net runs: on a shared CPU that made
+        # detection 3-5x slower (benchmarks/video_throughput.py).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._networks = [
             onnxruntime.InferenceSession(str(folder / f"{name}.onnx"), options, providers=["CPUExecutionProvider"])
             for name in ("pnet", "rnet", "onet")
