@@ -22,6 +22,7 @@ from transformers.image_processing_utils import BaseImageProcessor
 from .data import FAMILIES, ImageLoadError, open_image
 from .evaluation import fake_probability
 from .modeling_corit import CLIP_MEAN, CLIP_STD, CoritForImageClassification
+from .video import is_video_path
 
 
 TITLE = "CoRIT forged-image detector"
@@ -41,7 +42,10 @@ EXPLANATION = (
     "the model computed: red patches push towards *fake*, blue towards *real*; faint patches are the ones "
     "RRM dropped. The contribution table splits the classifier's fake-minus-real logit margin into one "
     "share per HRI layer (the margin of that layer's feature f_l divided by the number of layers); the "
-    "shares plus the classifier bias add up to the margin."
+    "shares plus the classifier bias add up to the margin. A video is scored as the field does: 16 frames "
+    "sampled evenly, each cropped to its largest face (the whole frame when none is found); it gets the mean "
+    "fake probability, a strip of the frames with the face box each was scored on (red: fake, green: real) and "
+    "a plot of every frame's fake probability."
 )
 
 
@@ -147,6 +151,22 @@ def readable_error(error: ImageLoadError, path: str) -> str:
     return str(error).replace(path, Path(path).name)
 
 
+def analyse_videos(detector: Detector, paths: list[str], output_dir: Path) -> tuple[list, list, list[str]]:
+    """Results rows and gallery items (PNGs in `output_dir`) of the usable videos, messages for the rest."""
+    from .space_video import VideoLoadError, analyse_video
+
+    results, gallery, problems = [], [], []
+    for path in paths:
+        try:
+            row, images = analyse_video(detector, path)
+        except VideoLoadError as error:
+            problems.append(readable_error(error, path))
+            continue
+        results.append(row)
+        gallery += [(save_png(image, output_dir), caption) for image, caption in images]
+    return results, gallery, problems
+
+
 def open_uploads(paths: list[str]) -> tuple[list[tuple[str, Image.Image]], list[str]]:
     """Decode uploads through `open_image`: (name, image) pairs for the usable ones, messages for the rest."""
     images, problems = [], []
@@ -163,9 +183,10 @@ def empty_outputs(message: str) -> tuple[str, pd.DataFrame, list, pd.DataFrame]:
     return message, pd.DataFrame(columns=RESULT_COLUMNS), [], pd.DataFrame(columns=CONTRIBUTION_COLUMNS)
 
 
-def status_message(count: int, problems: list[str], skipped: int) -> str:
-    """Markdown summary of a request: how many images were analysed and why others were not."""
-    lines = [f"Analysed {count} image{'s' if count != 1 else ''}."] if count else []
+def status_message(count: int, problems: list[str], skipped: int, videos: int = 0) -> str:
+    """Markdown summary of a request: how many images and videos were analysed and why others were not."""
+    counts = [f"{n} {noun}{'s' if n != 1 else ''}" for n, noun in ((count, "image"), (videos, "video")) if n]
+    lines = [f"Analysed {' and '.join(counts)}."] if counts else []
     if skipped:
         lines.append(f"Only the first {MAX_IMAGES} files are analysed per request; {skipped} skipped.")
     if problems:
@@ -190,15 +211,31 @@ def save_png(image: Image.Image, directory: Path) -> str:
 def analyse_uploads(
     detector: Detector, paths: list[str] | None, output_dir: Path
 ) -> tuple[str, pd.DataFrame, list, pd.DataFrame]:
-    """The app's one event: status message, results table, heatmap gallery (PNGs in `output_dir`), layer
-    contributions."""
+    """The app's one event: status message, results table, gallery (heatmaps of images, frame strips and
+    probability plots of videos; PNGs in `output_dir`), layer contributions of images."""
     paths = list(paths or [])
     if not paths:
-        return empty_outputs("Upload one or more images (PNG, JPEG, WebP, ...).")
-    images, problems = open_uploads(paths[:MAX_IMAGES])
-    message = status_message(len(images), problems, max(0, len(paths) - MAX_IMAGES))
-    if not images:
+        return empty_outputs("Upload one or more images (PNG, JPEG, WebP, ...) or videos (MP4, WebM, ...).")
+    videos = [path for path in paths[:MAX_IMAGES] if is_video_path(path)]
+    images, problems = open_uploads([path for path in paths[:MAX_IMAGES] if not is_video_path(path)])
+    results, gallery, rows = analyse_images(detector, images, output_dir) if images else ([], [], [])
+    video_results, video_gallery, video_problems = analyse_videos(detector, videos, output_dir)
+    skipped = max(0, len(paths) - MAX_IMAGES)
+    message = status_message(len(images), problems + video_problems, skipped, len(video_results))
+    if not results and not video_results:
         return empty_outputs(message)
+    return (
+        message,
+        pd.DataFrame(results + video_results, columns=RESULT_COLUMNS),
+        gallery + video_gallery,
+        pd.DataFrame(rows, columns=CONTRIBUTION_COLUMNS),
+    )
+
+
+def analyse_images(
+    detector: Detector, images: list[tuple[str, Image.Image]], output_dir: Path
+) -> tuple[list, list, list]:
+    """Results rows, heatmap gallery items (PNGs in `output_dir`) and layer contribution rows of images."""
     fake_probability, predicted, strips, contributions = detector.analyse([image for _, image in images])
     config = detector.model.config
     captions = ["input"] + [f"layer {layer}" for layer in config.hri_layers]
@@ -210,12 +247,7 @@ def analyse_uploads(
         gallery.append((strip, f"{name}: {label}, P(fake) = {fake_probability[i]:.3f}"))
         for layer, value in zip(config.hri_layers, contributions[i].tolist()):
             rows.append([name, layer, round(value, 4), "fake" if value > 0 else "real"])
-    return (
-        message,
-        pd.DataFrame(results, columns=RESULT_COLUMNS),
-        gallery,
-        pd.DataFrame(rows, columns=CONTRIBUTION_COLUMNS),
-    )
+    return results, gallery, rows
 
 
 def model_problem(source: str | None) -> tuple[Detector | None, str | None]:
@@ -264,7 +296,7 @@ def build_demo(source: str | None = None) -> gr.Blocks:
         gr.Markdown(problem or f"Model: `{detector.source}`")
         with gr.Row():
             with gr.Column(scale=1):
-                files = gr.Files(label="Images", file_count="multiple", type="filepath")
+                files = gr.Files(label="Images or videos", file_count="multiple", type="filepath")
                 button = gr.Button("Analyse", variant="primary")
                 gr.Examples(examples=[[[str(path)]] for path in example_files()], inputs=files, cache_examples=False)
             with gr.Column(scale=2):
