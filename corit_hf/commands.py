@@ -123,7 +123,14 @@ def evaluate(args: argparse.Namespace) -> int:
 
 def predict(args: argparse.Namespace) -> int:
     """Fake probabilities of image files and folders as CSV / JSON Lines; unreadable files go to stderr."""
-    from .evaluation import collect_image_paths, load_detector, predict_files, prediction_format, write_predictions
+    from .evaluation import (
+        atomic_target,
+        collect_image_paths,
+        load_detector,
+        predict_files,
+        prediction_format,
+        write_predictions,
+    )
 
     _check_positive(batch_size=args.batch_size)
     file_format = prediction_format(args.output, args.format)
@@ -138,7 +145,7 @@ def predict(args: argparse.Namespace) -> int:
     for path, reason in skipped:
         print(f"corit predict: skipped {path}: {reason}", file=sys.stderr)
     if args.output:
-        with open(args.output, "w", newline="") as stream:
+        with atomic_target(args.output) as temporary, open(temporary, "w", newline="") as stream:
             write_predictions(rows, stream, file_format)
         print(f"Wrote {len(rows)} predictions to {args.output}", file=sys.stderr)
     else:

@@ -4,7 +4,6 @@ Shared by `corit train` (one run) and `corit study` (one run per configuration, 
 """
 
 import json
-import logging
 import os
 from pathlib import Path
 
@@ -20,8 +19,6 @@ from .modeling_corit import CoritForImageClassification, image_processor_for
 from .trainer import CoritTrainer, CoritTrainingArguments
 from .video_scores import FrameOptions
 
-
-logger = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
 GSNR_FILE = "gsnr.jsonl"
@@ -111,9 +108,7 @@ def load_data(
         splits = load_from_disk(str(path))
         splits = splits if isinstance(splits, DatasetDict) else DatasetDict({"test": splits})
     else:
-        splits, report = load_forensic_folder(str(path), frame_options=frame_options, frame_size=image_size)
-        if report.skipped:
-            logger.warning(report.summary())
+        splits, _ = load_forensic_folder(str(path), frame_options=frame_options, frame_size=image_size)
     return splits, {"name": path.name, "type": str(path), "config": None}
 
 

@@ -176,7 +176,7 @@ def load_forensic_folder(
         }
     )
     report.loaded = {name: len(split_data) for name, split_data in dataset.items()}
-    if report.skipped:
+    if report.skipped or report.frames_without_face:
         logger.warning(report.summary())
     return ForensicFolder(dataset, report)
 
