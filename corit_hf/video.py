@@ -72,8 +72,7 @@ def sample_frames(
         raise VideoLoadError(f"{name}: empty file")
     try:
         timestamps = _packet_times(name, max_pixels)
-        chosen = _choose(timestamps, n_frames)
-        return _decode_chosen(name, chosen, len(timestamps))
+        return _decode_chosen(name, _choose(timestamps, n_frames), len(timestamps))
     except av.FFmpegError as error:
         raise VideoLoadError(f"{name}: not a readable video ({_ffmpeg_reason(error)})") from None
 
@@ -113,31 +112,35 @@ def _packet_times(name: str, max_pixels: int) -> np.ndarray:
     return np.asarray(times)
 
 
-def _choose(times: np.ndarray, n_frames: int) -> set:
-    """Which frames to keep: the frame nearest to each of `n_frames` evenly spaced times (as presentation
-    times), or evenly spaced frame numbers (as ints) when the container has no timestamps."""
+def _choose(times: np.ndarray, n_frames: int) -> tuple[list[float], bool]:
+    """Which frames to keep, ascending, and whether they are presentation times: the frame nearest to each of
+    `n_frames` evenly spaced times, or evenly spaced frame numbers when the container has no timestamps."""
     if np.isnan(times).any():
-        return {int(i) for i in np.round(np.linspace(0, len(times) - 1, min(n_frames, len(times))))}
+        return sorted({float(i) for i in np.round(np.linspace(0, len(times) - 1, min(n_frames, len(times))))}), False
     ordered = np.sort(times)
     targets = np.linspace(ordered[0], ordered[-1], min(n_frames, len(ordered)))
     nearest = np.abs(ordered[None, :] - targets[:, None]).argmin(axis=1)
-    return {float(ordered[i]) for i in nearest}
+    return sorted({float(ordered[i]) for i in nearest}), True
 
 
-def _decode_chosen(name: str, chosen: set, total_frames: int) -> SampledVideo:
-    """Decode the video and keep the chosen frames (by time, or by presentation index), upright RGB."""
-    by_time = all(isinstance(key, float) for key in chosen)
+def _decode_chosen(name: str, chosen: tuple[list[float], bool], total_frames: int) -> SampledVideo:
+    """Decode the video and keep, for each chosen time (or presentation index), the first frame at or after
+    it, upright RGB; stops after the last one."""
+    pending, by_time = list(chosen[0]), chosen[1]
     video = SampledVideo(path=name, total_frames=total_frames)
     with import_av().open(name) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        rate = float(stream.average_rate or 1)
         for index, frame in enumerate(container.decode(stream)):
-            time = float(frame.pts * stream.time_base) if frame.pts is not None else None
-            if (time if by_time else index) not in chosen:
+            time = float(frame.pts * stream.time_base) if frame.pts is not None else index / rate
+            key = time if by_time else index
+            if key < pending[0]:
                 continue
             video.frames.append(_upright(frame))
-            video.times.append(time if time is not None else index / float(stream.average_rate or 1))
-            if len(video.frames) == len(chosen):
+            video.times.append(time)
+            pending = [target for target in pending if target > key]
+            if not pending:
                 break
     if not video.frames:
         raise VideoLoadError(f"{name}: no frame of the video stream could be decoded")

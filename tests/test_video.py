@@ -197,3 +197,12 @@ def test_predict_with_faces_counts_faces_and_skips_faceless_videos(tiny_model, v
     assert main([*args[:-2], "--output", str(output)]) == 0  # fallback "whole": both scored
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert [(row["frames"], row["faces"]) for row in rows] == [(3, 3), (3, 0)]
+
+
+def test_predict_median_aggregate(tiny_model, videos, tmp_path):
+    output = tmp_path / "median.csv"
+    args = ["predict", str(tiny_model), str(videos["forged"]), "--frames", "5", "--per-frame", "--aggregate", "median"]
+    assert main([*args, "--output", str(output)]) == 0
+    video, *frames = _read_csv(output)
+    median = np.median([float(row["fake_probability"]) for row in frames])
+    assert len(frames) == 5 and float(video["fake_probability"]) == pytest.approx(median, abs=1e-6)
