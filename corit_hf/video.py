@@ -60,7 +60,8 @@ def sample_frames(
 
     A first pass reads packet timestamps only (no decoding) to choose the frames; a second decodes up to the
     last chosen frame. Raises `VideoLoadError` for an empty or unreadable file, a file without a video stream
-    (audio only), frames above `max_pixels`, or a stream that fails to decode.
+    (audio only), a file with fewer frames than its index lists (truncated), frames above `max_pixels`, or a
+    stream that fails to decode.
     """
     av = import_av()
     name = os.fspath(path)
@@ -72,9 +73,12 @@ def sample_frames(
         raise VideoLoadError(f"{name}: empty file")
     try:
         timestamps = _packet_times(name, max_pixels)
-        return _decode_chosen(name, _choose(timestamps, n_frames), len(timestamps))
     except av.FFmpegError as error:
         raise VideoLoadError(f"{name}: not a readable video ({_ffmpeg_reason(error)})") from None
+    try:
+        return _decode_chosen(name, _choose(timestamps, n_frames), len(timestamps))
+    except av.FFmpegError as error:
+        raise VideoLoadError(f"{name}: corrupt video stream ({_ffmpeg_reason(error)})") from None
 
 
 def _ffmpeg_reason(error: Exception) -> str:
@@ -107,8 +111,11 @@ def _packet_times(name: str, max_pixels: int) -> np.ndarray:
             for packet in container.demux(stream)
             if packet.size > 0
         ]
+        indexed = stream.frames  # the container's frame count (MP4's sample table), 0 when it has none
     if not times:
         raise VideoLoadError(f"{name}: the video stream holds no frames")
+    if len(times) < indexed:
+        raise VideoLoadError(f"{name}: truncated: only {len(times)} of its {indexed} frames are in the file")
     return np.asarray(times)
 
 

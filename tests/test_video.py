@@ -44,11 +44,32 @@ def videos(tmp_path_factory):
         "text": folder / "text.mp4",
         "truncated": folder / "truncated.mp4",
     }
+    made["faststart"] = _remux(made["face"], folder / "faststart.mp4", movflags="faststart")
+    whole = made["faststart"].read_bytes()
+    (folder / "faststart_truncated.mp4").write_bytes(whole[: len(whole) * 2 // 3])  # index first, data cut
+    made["faststart_truncated"] = folder / "faststart_truncated.mp4"
+    corrupt = bytearray(made["face"].read_bytes())
+    corrupt[len(corrupt) // 3 : len(corrupt) // 3 + 2000] = np.random.default_rng(0).bytes(2000)
+    made["corrupt"] = folder / "corrupt.mp4"
+    made["corrupt"].write_bytes(bytes(corrupt))
     made["empty"].write_bytes(b"")
     made["text"].write_text("not a video")
     whole = made["face"].read_bytes()
     made["truncated"].write_bytes(whole[: len(whole) // 2])
     return made
+
+
+def _remux(source, target, **options):
+    """Copy a video's packets into a new MP4 (muxer `options`, e.g. the index first with movflags=faststart)."""
+    import av
+
+    with av.open(str(source)) as reader, av.open(str(target), "w", options=options) as writer:
+        stream = writer.add_stream_from_template(reader.streams.video[0])
+        for packet in reader.demux(reader.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                writer.mux(packet)
+    return target
 
 
 def test_frames_are_sampled_evenly_and_short_videos_give_all_frames(videos):
@@ -80,6 +101,8 @@ def test_rotation_metadata_is_applied(tmp_path, rotation):
         ("empty", "empty file"),
         ("text", "not a readable video"),
         ("truncated", "not a readable video"),
+        ("faststart_truncated", r"truncated: only \d+ of its 12 frames are in the file"),
+        ("corrupt", "not a readable video|corrupt video stream"),
         ("audio", r"no video stream \(streams: audio\)"),
     ],
 )
