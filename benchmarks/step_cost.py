@@ -1,14 +1,16 @@
-"""Cost of a CoritTrainer step: SAM vs plain, GSNR logging vs none, the per_sample estimator vs a plain step.
+"""Cost of a CoritTrainer step: SAM and LookSAM vs plain, GSNR logging vs none, the per_sample GSNR estimator.
 
-Each variant is one optimizer step (training_step + AdamW step + zero_grad) on the same model and batch. Variants
-are interleaved repetition by repetition (the first repetition is a discarded warm-up) and the median time of each
-is compared, in one process, so that machine load drifts hit all variants alike. Time is this process's CPU time
-on one intra-op thread by default (`--threads`), which other jobs on a shared machine disturb far less than wall
-time. SAM's physical bound is 2.0 (two forward/backward passes); the targets are SAM / plain <= 2.10 and SAM with
-microbatch GSNR on every step / SAM <= 1.10.
+Each variant is one optimizer step (training_step + AdamW step + zero_grad) on the same model and batch; LookSAM
+(`sam_ascent_every` = k) is timed over a whole cycle of k steps (one full SAM step, k - 1 one-pass steps) and
+divided by k. Variants are interleaved repetition by repetition (the first repetition is a discarded warm-up) and
+the median time of each is compared, in one process, so that machine load drifts hit all variants alike. Time is
+this process's CPU time on one intra-op thread by default (`--threads`), which other jobs on a shared machine
+disturb far less than wall time. SAM's physical bound is 2.0 (two forward/backward passes) and LookSAM's 1 + 1/k;
+the targets are SAM / plain <= 2.10, LookSAM k = 5 / plain <= 1.25 and SAM with microbatch GSNR on every step /
+SAM <= 1.10.
 
     python benchmarks/step_cost.py                       # tiny and ViT-B/16-shaped presets
-    python benchmarks/step_cost.py --presets tiny --reps 20
+    python benchmarks/step_cost.py --presets tiny --reps 20 --ascent-every 5
 """
 
 import argparse
@@ -49,7 +51,13 @@ def timed_step(trainer: CoritTrainer, batch: dict[str, torch.Tensor]) -> float:
     return elapsed
 
 
-def measure(preset: str, batch_size: int, reps: int, chunks: int, per_sample_chunks: int) -> None:
+def timed_cycle(trainer: CoritTrainer, batch: dict[str, torch.Tensor]) -> float:
+    """Seconds per step over one LookSAM cycle: `sam_ascent_every` steps, starting with the full SAM step."""
+    every = trainer.args.sam_ascent_every
+    return sum(timed_step(trainer, batch) for _ in range(every)) / every
+
+
+def measure(preset: str, batch_size: int, reps: int, chunks: int, per_sample_chunks: int, ascent_every: int) -> None:
     torch.manual_seed(0)
     config = CoritConfig.from_preset(preset)
     model = CoritForImageClassification(config).train()
@@ -63,11 +71,12 @@ def measure(preset: str, batch_size: int, reps: int, chunks: int, per_sample_chu
             "sam": make_trainer(model, output_dir, plain.optimizer, sam_rho=0.05),
             "sam+gsnr": make_trainer(model, output_dir, plain.optimizer, sam_rho=0.05, **gsnr),
             "plain+gsnr": make_trainer(model, output_dir, plain.optimizer, sam_rho=0.0, **gsnr),
+            "looksam": make_trainer(model, output_dir, plain.optimizer, sam_rho=0.05, sam_ascent_every=ascent_every),
         }
         times = {name: [] for name in [*variants, "per_sample"]}
         for rep in range(reps + 1):
             for name, trainer in variants.items():
-                elapsed = timed_step(trainer, batch)
+                elapsed = timed_cycle(trainer, batch) if name == "looksam" else timed_step(trainer, batch)
                 if rep:
                     times[name].append(elapsed)
             start = time.process_time()
@@ -77,6 +86,11 @@ def measure(preset: str, batch_size: int, reps: int, chunks: int, per_sample_chu
     median = {name: statistics.median(values) for name, values in times.items()}
     rows = [
         ("SAM / plain", median["sam"] / median["plain"], "bound 2.0, target <= 2.10"),
+        (
+            f"LookSAM k={ascent_every} / plain",
+            median["looksam"] / median["plain"],
+            f"bound {1 + 1 / ascent_every:.2f}, target <= 1.25 at k=5",
+        ),
         ("SAM + microbatch GSNR every step / SAM", median["sam+gsnr"] / median["sam"], f"k={chunks}, target <= 1.10"),
         (
             "plain + microbatch GSNR every step / plain",
@@ -103,6 +117,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=None, help="repetitions (default: 15 for tiny, 5 otherwise)")
     parser.add_argument("--chunks", type=int, default=4, help="gsnr_chunks of the microbatch estimator")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--ascent-every", type=int, default=5, help="LookSAM's k (sam_ascent_every)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", message="There is a performance drop")  # functorch fallbacks (per_sample)
@@ -110,7 +125,12 @@ def main() -> None:
         tiny = preset == "tiny"
         reps = args.reps or (15 if tiny else 5)
         measure(
-            preset, batch_size=16 if tiny else 4, reps=reps, chunks=args.chunks, per_sample_chunks=1 if tiny else 2
+            preset,
+            batch_size=16 if tiny else 4,
+            reps=reps,
+            chunks=args.chunks,
+            per_sample_chunks=1 if tiny else 2,
+            ascent_every=args.ascent_every,
         )
 
 

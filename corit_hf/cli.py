@@ -128,6 +128,7 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> None:
     group = parser.add_argument_group("optimization")
     group.add_argument("--rho", type=float, help="SAM radius; 0 = plain training (default: 0.05)")
     group.add_argument("--adaptive", action="store_true", help="adaptive SAM (ASAM)")
+    add_ascent_every_argument(group)
     group.add_argument(
         "--gsnr-every",
         type=int,
@@ -261,12 +262,25 @@ def add_study_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=defaults.STUDY_BATCH_SIZE, help="default: %(default)s")
     parser.add_argument("--lr", type=float, default=defaults.LEARNING_RATE, help="default: %(default)s")
     parser.add_argument("--adaptive", action="store_true", help="adaptive SAM (ASAM) instead of SAM")
+    add_ascent_every_argument(parser)
     parser.add_argument("--gsnr-every", type=int, default=defaults.STUDY_GSNR_EVERY, help="default: %(default)s")
     parser.add_argument(
         "--workers", type=int, help="runs trained in parallel, one CPU thread each (default: the CPU count, at most 4)"
     )
     parser.add_argument("--output-dir", default=defaults.STUDY_OUTPUT_DIR, help="default: %(default)s")
     parser.set_defaults(handler=command_handler("study"))
+
+
+def add_ascent_every_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """`--sam-ascent-every K`: LookSAM, a full two-pass SAM step every K optimizer steps."""
+    parser.add_argument(
+        "--sam-ascent-every",
+        type=int,
+        default=1,
+        metavar="K",
+        help="LookSAM: a full two-pass SAM step every K steps, one pass reusing its ascent in between "
+        "(about (1 + 1/K) passes per step; default: %(default)s = SAM on every step)",
+    )
 
 
 def command_handler(name: str):

@@ -26,7 +26,13 @@ def train(args: argparse.Namespace) -> int:
         trained_model,
     )
 
-    _check_positive(batch_size=args.batch_size, n_train=args.n_train, n_test=args.n_test, max_steps=args.max_steps)
+    _check_positive(
+        batch_size=args.batch_size,
+        n_train=args.n_train,
+        n_test=args.n_test,
+        max_steps=args.max_steps,
+        sam_ascent_every=args.sam_ascent_every,
+    )
     image_size = detector_config(args.preset, args.backbone).vision_config.image_size
     options = _frame_options(args)
     splits, _ = load_data(
@@ -73,6 +79,7 @@ def _training_args(args: argparse.Namespace):
         learning_rate=learning_rate,
         seed=args.seed,
         sam_adaptive=args.adaptive,
+        sam_ascent_every=args.sam_ascent_every,
         gsnr_every=args.gsnr_every,
         gsnr_estimator=args.gsnr_estimator,
         gsnr_chunks=args.gsnr_chunks,
@@ -158,7 +165,13 @@ def study(args: argparse.Namespace) -> int:
     from .study import StudySettings, run_study
     from .study_report import study_markdown
 
-    _check_positive(batch_size=args.batch_size, n_train=args.n_train, n_test=args.n_test, max_steps=args.max_steps)
+    _check_positive(
+        batch_size=args.batch_size,
+        n_train=args.n_train,
+        n_test=args.n_test,
+        max_steps=args.max_steps,
+        sam_ascent_every=args.sam_ascent_every,
+    )
     settings = StudySettings(
         rhos=args.rhos,
         configs=args.configs,
@@ -170,6 +183,7 @@ def study(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         learning_rate=args.lr,
         adaptive=args.adaptive,
+        sam_ascent_every=args.sam_ascent_every,
         gsnr_every=args.gsnr_every,
         preset=args.preset,
         backbone=args.backbone,

@@ -66,6 +66,7 @@ class StudySettings:
     batch_size: int = defaults.STUDY_BATCH_SIZE
     learning_rate: float = defaults.LEARNING_RATE
     adaptive: bool = False
+    sam_ascent_every: int = 1
     gsnr_every: int = defaults.STUDY_GSNR_EVERY
     preset: str = "tiny"
     backbone: str | None = None
@@ -85,7 +86,10 @@ class StudySettings:
     def run_settings(self) -> dict:
         """The settings a cell's result depends on besides its own config, rho and seed (+ the cell format)."""
         grid = ("rhos", "configs", "seeds")
-        return {"cell_version": CELL_VERSION, **{key: value for key, value in asdict(self).items() if key not in grid}}
+        # sam_ascent_every = 1 (plain SAM) is left out, so cells written before LookSAM existed stay valid.
+        unset = ("sam_ascent_every",) if self.sam_ascent_every == 1 else ()
+        settings = {key: value for key, value in asdict(self).items() if key not in grid + unset}
+        return {"cell_version": CELL_VERSION, **settings}
 
     @property
     def in_domain(self) -> str:
@@ -123,6 +127,7 @@ def run_cell(settings: StudySettings, splits, config: str, rho: float, seed: int
             seed=seed,
             sam_rho=rho,
             sam_adaptive=settings.adaptive,
+            sam_ascent_every=settings.sam_ascent_every,
             gsnr_every=settings.gsnr_every,
             disable_tqdm=True,
         )

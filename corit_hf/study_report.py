@@ -51,7 +51,7 @@ def study_markdown(summary: dict) -> str:
         f"Trained on `{settings['train_family']}` ({settings['n_train']} images, {settings['max_steps']} steps, "
         f"batch {settings['batch_size']}, lr {settings['learning_rate']:g}, "
         f"{_backbone_text(settings)}, "
-        f"{'ASAM' if settings['adaptive'] else 'SAM'}), seeds {settings['seeds']}.",
+        f"{_sam_text(settings)}), seeds {settings['seeds']}.",
         "",
         f"Held-out AUC on the training family (`{summary['in_domain_split']}`){spread}; "
         "`*` = collapsed in at least one seed:",
@@ -68,6 +68,12 @@ def study_markdown(summary: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _sam_text(settings: dict) -> str:
+    name = "ASAM" if settings["adaptive"] else "SAM"
+    every = settings.get("sam_ascent_every", 1)
+    return f"LookSAM over {name}, a full ascent every {every} steps" if every > 1 else name
 
 
 def _backbone_text(settings: dict) -> str:

@@ -1,11 +1,13 @@
 """CoritTrainer: Sharpness-Aware Minimization inside `Trainer.training_step`, and layer-wise GSNR in the logs."""
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from transformers import Trainer, TrainingArguments
 from transformers.utils import logging
@@ -18,6 +20,7 @@ from .gsnr import (
     per_sample_moments,
     trainable_parameters,
 )
+from .looksam import DEFAULT_ALPHA, AscentReuse
 
 
 logger = logging.get_logger(__name__)
@@ -33,6 +36,11 @@ class CoritTrainingArguments(TrainingArguments):
             Radius of the SAM ascent step. 0 is plain training, bit for bit the stock `Trainer`.
         sam_adaptive (`bool`, *optional*, defaults to `False`):
             Adaptive SAM (ASAM, Kwon et al. 2021): e_j = rho w_j^2 g_j / ||w * g|| instead of rho g / ||g||.
+        sam_ascent_every (`int`, *optional*, defaults to 1):
+            LookSAM's k (Liu et al. 2022): every k-th optimizer step takes the full two-pass SAM step, the others one
+            forward/backward that reuses its ascent. 1 is plain two-pass SAM on every step.
+        sam_reuse_alpha (`float`, *optional*, defaults to 0.7):
+            LookSAM's alpha: the steps between full SAM steps use g + alpha (||g|| / ||v||) v.
         gsnr_every (`int`, *optional*, defaults to 0):
             Log `gsnr/<layer>` every this many optimizer steps (0 = never).
         gsnr_estimator (`str`, *optional*, defaults to `"microbatch"`):
@@ -45,6 +53,15 @@ class CoritTrainingArguments(TrainingArguments):
     sam_rho: float = field(default=0.05, metadata={"help": "SAM radius rho; 0 trains exactly like the stock Trainer."})
     sam_adaptive: bool = field(
         default=False, metadata={"help": "Use adaptive SAM (ASAM): the ascent is scaled by the weights' magnitude."}
+    )
+    sam_ascent_every: int = field(
+        default=1,
+        metadata={
+            "help": "LookSAM: a full SAM step every k optimizer steps, one pass reusing it in between (1 = SAM)."
+        },
+    )
+    sam_reuse_alpha: float = field(
+        default=DEFAULT_ALPHA, metadata={"help": "LookSAM: weight of the reused ascent component, relative to ||g||."}
     )
     gsnr_every: int = field(default=0, metadata={"help": "Log layer-wise GSNR every N optimizer steps (0 = off)."})
     gsnr_estimator: str = field(
@@ -61,6 +78,12 @@ class CoritTrainingArguments(TrainingArguments):
     def __post_init__(self):
         if not (math.isfinite(self.sam_rho) and self.sam_rho >= 0):
             raise ValueError(f"sam_rho must be a finite number >= 0, got {self.sam_rho}.")
+        if self.sam_ascent_every < 1:
+            raise ValueError(
+                f"sam_ascent_every must be >= 1 (1 = a full SAM step every step), got {self.sam_ascent_every}."
+            )
+        if not (math.isfinite(self.sam_reuse_alpha) and self.sam_reuse_alpha >= 0):
+            raise ValueError(f"sam_reuse_alpha must be a finite number >= 0, got {self.sam_reuse_alpha}.")
         if self.gsnr_every < 0:
             raise ValueError(f"gsnr_every must be >= 0 (0 turns GSNR logging off), got {self.gsnr_every}.")
         if self.gsnr_estimator not in ESTIMATORS:
@@ -79,8 +102,10 @@ class CoritTrainer(Trainer):
 
     Works with any model that returns a loss. Per micro-batch: gradient g at w (no DDP sync: per-replica ascent),
     w <- w + e, the normal (synchronised) forward/backward at w + e, then w restored exactly. The stock optimizer,
-    clipping, scheduler and gradient accumulation act on that SAM gradient. DDP and single-device training are
-    supported; DeepSpeed and FSDP are not (their gradients are not per-parameter `.grad` tensors of the full weights).
+    clipping, scheduler and gradient accumulation act on that SAM gradient. With `sam_ascent_every` = k > 1 only
+    every k-th optimizer step does that; the others take one pass and reuse its ascent (LookSAM). DDP and
+    single-device training are supported; DeepSpeed and FSDP are not (their gradients are not per-parameter `.grad`
+    tensors of the full weights).
     """
 
     def __init__(self, model: nn.Module | None = None, args: CoritTrainingArguments | None = None, *pargs, **kwargs):
@@ -93,6 +118,8 @@ class CoritTrainer(Trainer):
             raise ValueError("SAM and GSNR logging support single-device and DDP training, not DeepSpeed or FSDP.")
         self.skipped_ascents = 0
         self._gsnr_step = -1
+        looksam = self.args.sam_rho > 0 and self.args.sam_ascent_every > 1
+        self.ascent_reuse = AscentReuse(self.args.sam_ascent_every, self.args.sam_reuse_alpha) if looksam else None
 
     def training_step(
         self,
@@ -101,15 +128,45 @@ class CoritTrainer(Trainer):
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> torch.Tensor:
         """
-        One SAM micro-batch step (the stock step when `sam_rho == 0` and no GSNR is due); returns the loss at w + e.
+        One SAM micro-batch step (the stock step when `sam_rho == 0` and no GSNR is due); returns the loss at w + e
+        (at w on LookSAM's one-pass steps).
 
-        Gradients from earlier micro-batches are stashed during the ascent pass and put back before the second pass,
-        which accumulates onto them as usual, so DDP all-reduces the whole accumulated SAM gradient.
+        With LookSAM (`sam_ascent_every` > 1) each replica computes its gradient without DDP sync and, on the last
+        micro-batch of the optimizer step, keeps or reuses the ascent component, then the gradients are averaged
+        over the replicas once, as DDP would.
         """
         gsnr_due = self._gsnr_due(inputs)
-        if self.args.sam_rho == 0 and not gsnr_due:
-            return super().training_step(model, inputs, num_items_in_batch)
+        reuse = self.ascent_reuse
+        if reuse is None:
+            return self._sam_micro_step(model, inputs, num_items_in_batch, gsnr_due, ascend=self.args.sam_rho > 0)
+        ascend = reuse.is_ascent_step(self.state.global_step)
+        with self.accelerator.no_sync(model):
+            loss = self._sam_micro_step(model, inputs, num_items_in_batch, gsnr_due, ascend)
+        if self.accelerator.sync_gradients:
+            params = [param for param in model.parameters() if param.requires_grad]
+            gradient = [param.grad for param in params]
+            if ascend:
+                reuse.finish_ascent(gradient, params)
+            else:
+                reuse.reuse(gradient)
+            self._average_gradients_over_processes(params)
+        return loss
 
+    def _sam_micro_step(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        num_items_in_batch: torch.Tensor | int | None,
+        gsnr_due: bool,
+        ascend: bool,
+    ) -> torch.Tensor:
+        """
+        The stock step, preceded by the GSNR pass when due and taken at w + e when `ascend`. Gradients from earlier
+        micro-batches are stashed during the ascent pass and put back before the second pass, which accumulates onto
+        them as usual, so DDP all-reduces the whole accumulated SAM gradient.
+        """
+        if not (ascend or gsnr_due):
+            return super().training_step(model, inputs, num_items_in_batch)
         model.train()
         if hasattr(self.optimizer, "train") and callable(self.optimizer.train):
             self.optimizer.train()
@@ -121,10 +178,12 @@ class CoritTrainer(Trainer):
 
         with self.accelerator.no_sync(model):
             gradient = self._gsnr_pass(model, inputs) if gsnr_due else None
-            if self.args.sam_rho > 0 and gradient is None:
+            if ascend and gradient is None:
                 self.accelerator.backward(self._mean_loss(model, inputs))
                 gradient = [param.grad for param in params]
-        ascended = self._ascend(params, gradient) if self.args.sam_rho > 0 else None
+        ascended = self._ascend(params, gradient) if ascend else None
+        if ascend and self.ascent_reuse is not None:
+            self.ascent_reuse.accumulate_plain(gradient, params)
 
         for param, grad in zip(params, stashed):
             param.grad = grad
@@ -133,6 +192,45 @@ class CoritTrainer(Trainer):
             with torch.no_grad():
                 torch._foreach_copy_(*ascended)
         return loss
+
+    @torch.no_grad()
+    def _average_gradients_over_processes(self, params: Sequence[nn.Parameter]) -> None:
+        """Average `.grad` over the data-parallel processes in one all-reduce (what DDP does when it syncs)."""
+        processes = self.accelerator.num_processes
+        if processes <= 1:
+            return
+        for param in params:
+            if param.grad is None:
+                param.grad = torch.zeros_like(param)
+        grads = [param.grad for param in params]
+        flat = torch.cat([grad.reshape(-1) for grad in grads])
+        dist.all_reduce(flat)
+        flat.div_(processes)
+        for grad, averaged in zip(grads, flat.split([grad.numel() for grad in grads])):
+            grad.copy_(averaged.view_as(grad))
+
+    def _looksam_state_file(self, checkpoint: str) -> str:
+        """Each replica's LookSAM direction file in a checkpoint folder (the direction is per replica)."""
+        name = "looksam.pt" if self.args.world_size <= 1 else f"looksam_{self.args.process_index}.pt"
+        return os.path.join(checkpoint, name)
+
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        """The stock optimizer and scheduler states, plus LookSAM's direction when it is on."""
+        super()._save_optimizer_and_scheduler(output_dir)
+        if self.ascent_reuse is not None:
+            os.makedirs(output_dir, exist_ok=True)
+            torch.save(self.ascent_reuse.state_dict(), self._looksam_state_file(output_dir))
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        """The stock states, plus LookSAM's direction (without one, the next step is a full SAM step)."""
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if self.ascent_reuse is None or checkpoint is None:
+            return
+        path = self._looksam_state_file(checkpoint)
+        if not os.path.isfile(path):
+            logger.warning(f"LookSAM: {path} not found; the next optimizer step takes a full SAM step.")
+            return
+        self.ascent_reuse.load_state_dict(torch.load(path, map_location=self.args.device, weights_only=True))
 
     def _gsnr_due(self, inputs: dict[str, Any]) -> bool:
         """GSNR is due on the first micro-batch of every `gsnr_every`-th optimizer step (batches of 2+ samples)."""

@@ -87,6 +87,21 @@ def test_changed_settings_retrain_stale_cells(tmp_path):
     assert cell_times(tmp_path)["baseline_rho0_seed0.json"] != before["baseline_rho0_seed0.json"]
 
 
+def test_looksam_study_retrains_its_cells_and_says_so(tmp_path):
+    """Plain-SAM cells carry no sam_ascent_every (cells from before LookSAM stay valid); k = 2 cells are new runs."""
+    assert study(tmp_path, rhos=("0", "0.5"), configs=["baseline"]) == 0
+    before = cell_times(tmp_path)
+    assert (
+        "sam_ascent_every"
+        not in json.loads((tmp_path / "cells" / "baseline_rho0.5_seed0.json").read_text())["settings"]
+    )
+    argv = ["study", *TINY, "--rhos", "0", "0.5", "--configs", "baseline", "--workers", "1", "--sam-ascent-every", "2"]
+    assert main([*argv, "--output-dir", str(tmp_path)]) == 0
+    assert cell_times(tmp_path)["baseline_rho0.5_seed0.json"] != before["baseline_rho0.5_seed0.json"]
+    assert json.loads((tmp_path / "study.json").read_text())["settings"]["sam_ascent_every"] == 2
+    assert "LookSAM over SAM, a full ascent every 2 steps" in (tmp_path / "study.md").read_text()
+
+
 def test_parallel_workers_and_several_seeds(tmp_path):
     assert study(tmp_path, rhos=("0", "0.5"), configs=["baseline"], seeds=("0", "1"), workers="2") == 0
     summary = json.loads((tmp_path / "study.json").read_text())

@@ -131,6 +131,10 @@ def sgd_args(output_dir: Path, **overrides) -> dict:
     )
 
 
+def flat(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
 def reference_sam(
     model: nn.Module,
     dataset: list[dict[str, torch.Tensor]],
@@ -141,18 +145,31 @@ def reference_sam(
     rho: float,
     adaptive: bool,
     plain_steps: tuple[int, ...] = (),
+    ascent_every: int = 1,
+    alpha: float = 0.7,
 ) -> None:
-    """Two-pass SAM per micro-batch (Foret et al.; ASAM: Kwon et al.), SAM gradients averaged, then SGD."""
+    """
+    Two-pass SAM per micro-batch (Foret et al.; ASAM: Kwon et al.), SAM gradients averaged, then SGD. With
+    `ascent_every` = k > 1, LookSAM (Liu et al. 2022): on steps k, 2k, ... keep v = g_s - proj_g(g_s) of the step's
+    averaged SAM and plain gradients; the other steps descend along g + alpha ||g|| / ||v|| v.
+    """
     params = list(model.parameters())
     model.train()
+    v = None
     for step in range(steps):
+        full_step = step % ascent_every == 0
         total = [torch.zeros_like(p) for p in params]
+        plain = [torch.zeros_like(p) for p in params]
         for micro in range(accumulation):
             start = (step * accumulation + micro) * batch
             samples = dataset[start : start + batch]
             inputs = {key: torch.stack([s[key] for s in samples]) for key in samples[0]}
             saved = [p.detach().clone() for p in params]
             grads = torch.autograd.grad(model(**inputs).loss, params)
+            plain = [t + g / accumulation for t, g in zip(plain, grads)]
+            if not full_step:
+                total = plain
+                continue
             if step not in plain_steps:
                 with torch.no_grad():
                     scaled = [p * g for p, g in zip(params, grads)] if adaptive else grads
@@ -164,6 +181,13 @@ def reference_sam(
                 for p, original in zip(params, saved):
                     p.copy_(original)
             total = [t + g / accumulation for t, g in zip(total, grads)]
+        if full_step:
+            g, g_s = flat(plain), flat(total)
+            v = g_s - (g_s @ g) / (g @ g) * g
+        else:
+            g = flat(plain)
+            scale = alpha * g.norm() / v.norm()
+            total = [t + scale * piece.view_as(t) for t, piece in zip(total, v.split([t.numel() for t in total]))]
         with torch.no_grad():
             for p, t in zip(params, total):
                 p -= lr * t
@@ -221,6 +245,29 @@ def test_sam_matches_reference(tmp_path, model_cls, accumulation, adaptive):
     assert not torch.allclose(model.out.weight, toy_model().out.weight)
 
 
+@pytest.mark.parametrize(
+    "accumulation, adaptive", [(1, False), (2, False), (1, True)], ids=["looksam", "looksam-accumulation", "asam"]
+)
+def test_looksam_matches_reference(tmp_path, accumulation, adaptive):
+    """k = 3 over 5 steps: full SAM steps 0 and 3, the others reuse the ascent component."""
+    rho, steps = 0.5, 5
+    dataset = toy_dataset(40)
+    model = toy_model()
+    args = CoritTrainingArguments(
+        **sgd_args(tmp_path, max_steps=steps, gradient_accumulation_steps=accumulation),
+        sam_rho=rho,
+        sam_adaptive=adaptive,
+        sam_ascent_every=3,
+    )
+    CoritTrainer(model, args, train_dataset=dataset).train()
+    reference = toy_model()
+    reference_sam(reference, dataset, steps, 4, accumulation, 0.1, rho, adaptive, ascent_every=3, alpha=0.7)
+    assert_same_weights(model, reference, atol=1e-6)
+    sam = toy_model()
+    reference_sam(sam, dataset, steps, 4, accumulation, 0.1, rho, adaptive)
+    assert not torch.allclose(model.out.weight, sam.out.weight, atol=1e-4)
+
+
 def test_non_finite_gradient_skips_the_ascent(tmp_path):
     model = toy_model()
     model.poisoned_calls = {2}  # the ascent pass of step 1 (each step runs two forwards)
@@ -248,6 +295,20 @@ def test_resume_from_checkpoint_equals_uninterrupted_run(tmp_path):
     assert_same_weights(full, resumed)
 
 
+def test_looksam_resumed_mid_cycle_equals_uninterrupted_run(tmp_path):
+    """k = 3, CoRIT tiny, AdamW, shuffled data, accumulation, GSNR: resumed at step 2, which reuses step 0's ascent."""
+    overrides = dict(max_steps=4, gradient_accumulation_steps=2, save_strategy="steps", save_steps=2)
+    looksam = dict(sam_rho=0.1, sam_ascent_every=3, gsnr_every=1)
+    full = tiny_corit()
+    args = CoritTrainingArguments(**common_args(tmp_path, **overrides), **looksam)
+    CoritTrainer(full, args, train_dataset=image_dataset()).train()
+    assert (tmp_path / "checkpoint-2" / "looksam.pt").is_file()
+    resumed = tiny_corit()
+    args = CoritTrainingArguments(**common_args(tmp_path / "resumed", **overrides), **looksam)
+    CoritTrainer(resumed, args, train_dataset=image_dataset()).train(resume_from_checkpoint=tmp_path / "checkpoint-2")
+    assert_same_weights(full, resumed)
+
+
 @pytest.mark.parametrize("estimator, max_steps, logged_steps", [("microbatch", 3, [0, 2]), ("per_sample", 1, [0])])
 def test_trainer_logs_layer_gsnr(tmp_path, estimator, max_steps, logged_steps):
     args = CoritTrainingArguments(
@@ -268,11 +329,14 @@ def test_trainer_logs_layer_gsnr(tmp_path, estimator, max_steps, logged_steps):
         assert all(value >= 0 and value == value for value in gsnr.values())
 
 
-def test_bf16_autocast_on_cpu_runs_a_sam_step(tmp_path):
+@pytest.mark.parametrize("ascent_every, steps", [(1, 1), (2, 2)], ids=["sam", "looksam"])
+def test_bf16_autocast_on_cpu_runs_a_sam_step(tmp_path, ascent_every, steps):
     model = tiny_corit()
     before = model.classifier.weight.detach().clone()
     args = CoritTrainingArguments(
-        **common_args(tmp_path, max_steps=1, per_device_train_batch_size=2, bf16=True), sam_rho=0.05
+        **common_args(tmp_path, max_steps=steps, per_device_train_batch_size=2, bf16=True),
+        sam_rho=0.05,
+        sam_ascent_every=ascent_every,
     )
     trainer = CoritTrainer(model, args, train_dataset=image_dataset())
     output = trainer.train()
@@ -280,6 +344,7 @@ def test_bf16_autocast_on_cpu_runs_a_sam_step(tmp_path):
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert not torch.equal(before, model.classifier.weight)
     assert trainer.skipped_ascents == 0
+    assert ascent_every == 1 or trainer.ascent_reuse.direction is not None
 
 
 def free_port() -> int:
@@ -288,8 +353,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_torchrun_two_processes_hold_identical_weights(tmp_path):
-    """DDP (gloo, CPU), accumulation, SAM and GSNR: both replicas end with the same weights."""
+@pytest.mark.parametrize("ascent_every", [1, 3], ids=["sam", "looksam"])
+def test_torchrun_two_processes_hold_identical_weights(tmp_path, ascent_every):
+    """DDP (gloo, CPU), accumulation, SAM (or LookSAM, k = 3) and GSNR: both replicas end with the same weights."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
     env.update(OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
     command = [
@@ -304,6 +370,7 @@ def test_torchrun_two_processes_hold_identical_weights(tmp_path):
         str(free_port()),
         str(REPO_ROOT / "tests" / "_ddp_worker.py"),
         str(tmp_path),
+        str(ascent_every),
     ]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -322,6 +389,8 @@ def test_torchrun_two_processes_hold_identical_weights(tmp_path):
         ("gsnr_every", -1),
         ("gsnr_estimator", "exact"),
         ("gsnr_chunks", 1),
+        ("sam_ascent_every", 0),
+        ("sam_reuse_alpha", -1.0),
     ],
 )
 def test_invalid_arguments_name_the_field(tmp_path, field, value):
