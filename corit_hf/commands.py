@@ -26,13 +26,7 @@ def train(args: argparse.Namespace) -> int:
         trained_model,
     )
 
-    _check_positive(
-        batch_size=args.batch_size,
-        n_train=args.n_train,
-        n_test=args.n_test,
-        max_steps=args.max_steps,
-        sam_ascent_every=args.sam_ascent_every,
-    )
+    _check_training_counts(args)
     image_size = detector_config(args.preset, args.backbone).vision_config.image_size
     options = _frame_options(args)
     splits, _ = load_data(
@@ -165,13 +159,7 @@ def study(args: argparse.Namespace) -> int:
     from .study import StudySettings, run_study
     from .study_report import study_markdown
 
-    _check_positive(
-        batch_size=args.batch_size,
-        n_train=args.n_train,
-        n_test=args.n_test,
-        max_steps=args.max_steps,
-        sam_ascent_every=args.sam_ascent_every,
-    )
+    _check_training_counts(args)
     settings = StudySettings(
         rhos=args.rhos,
         configs=args.configs,
@@ -232,6 +220,17 @@ def _frame_options(args: argparse.Namespace):
 
         shared_detector()  # a missing video extra fails here, before any work
     return options
+
+
+def _check_training_counts(args: argparse.Namespace) -> None:
+    """The counts `train` and `study` share must be positive."""
+    _check_positive(
+        batch_size=args.batch_size,
+        n_train=args.n_train,
+        n_test=args.n_test,
+        max_steps=args.max_steps,
+        sam_ascent_every=args.sam_ascent_every,
+    )
 
 
 def _check_positive(**values: int | None) -> None:
