@@ -338,6 +338,22 @@ def add_push_space_command(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_push_space)
 
 
+def add_push_metric_command(subparsers: argparse._SubParsersAction) -> None:
+    """`corit push-metric --repo-id ORG/NAME`: deploy the optimization_collapse metric as a Hub Space."""
+    parser = subparsers.add_parser(
+        "push-metric",
+        help="create or update the optimization_collapse metric Space",
+        description=(
+            "Create or update a Gradio Space holding the optimization_collapse evaluate module (script, card, "
+            "widget app.py, requirements.txt) next to a copy of the corit_hf package it imports, so "
+            "evaluate.load('ORG/NAME') and the widget work without corit-hf being on a package index."
+        ),
+    )
+    parser.add_argument("--repo-id", required=True, metavar="ORG/NAME", help="the Space repo (created if missing)")
+    add_hub_arguments(parser)
+    parser.set_defaults(handler=run_push_metric)
+
+
 def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
     """`corit serve [MODEL]`: run the demo app locally."""
     parser = subparsers.add_parser(
@@ -391,6 +407,15 @@ def run_push_space(args: argparse.Namespace) -> int:
     )
 
 
+def run_push_metric(args: argparse.Namespace) -> int:
+    """Handler of `corit push-metric`."""
+    from .hub import push_metric
+
+    return report_hub_upload(
+        args, lambda: push_metric(args.repo_id, private=args.private, token=args.token, endpoint=args.endpoint)
+    )
+
+
 def report_hub_upload(args: argparse.Namespace, upload) -> int:
     """Run an upload and print its URL; a Hub refusal or an unreachable Hub is a one-line error, exit code 1."""
     import httpx2
@@ -437,6 +462,7 @@ COMMANDS = (
     add_study_command,
     add_push_command,
     add_push_space_command,
+    add_push_metric_command,
     add_serve_command,
 )
 

@@ -231,10 +231,15 @@ def predict_files(
             try:
                 rows[index] = _video_rows(model, image_processor, path, batch_size, threshold, options, per_frame)
             except VideoLoadError as error:
-                skipped.append((path, str(error).removeprefix(f"{path}: ")))
+                skipped.append((path, skip_reason(path, error)))
             bar.update(1)
     bar.close()
     return [row for index in sorted(rows) for row in rows[index]], skipped
+
+
+def skip_reason(path: Path, error: Exception) -> str:
+    """Why a file was skipped, without the file name the loaders' errors start with (the caller prints it)."""
+    return str(error).removeprefix(f"{path}: ")
 
 
 def _readable_batches(
@@ -248,7 +253,7 @@ def _readable_batches(
             try:
                 item = prepare_images([open_image(path)], [0.0], options)
             except ImageLoadError as error:
-                skipped.append((path, str(error)))
+                skipped.append((path, skip_reason(path, error)))
                 continue
             if item.images:
                 opened.append((index, path))

@@ -21,14 +21,14 @@ from huggingface_hub.utils import validate_repo_id
 
 from .configuration_corit import CoritConfig
 from .evaluation import EVAL_RESULTS_FILE
+from .resources import PACKAGE_DIR, card_template, shared_folder
 from .training import GSNR_FILE, METRICS_FILE
 
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-SOURCE_ROOT = PACKAGE_DIR.parent
-MODEL_CARD_TEMPLATE = SOURCE_ROOT / "hub_cards" / "model_card.md"
-SPACE_DIR = SOURCE_ROOT / "spaces" / "corit-demo"
+MODEL_CARD = "model_card.md"
+SPACE_FOLDER = "spaces/corit-demo"
 SPACE_FILES = ("README.md", "app.py", "requirements.txt")
+METRIC_FILES = ("README.md", "app.py", "requirements.txt", "optimization_collapse.py")
 
 MODEL_FILES = ("config.json", "preprocessor_config.json", "configuration_corit.py", "modeling_corit.py")
 WEIGHT_FILES = ("*.safetensors", "model.safetensors.index.json")
@@ -138,13 +138,9 @@ def render_model_card(model_dir: str | Path, repo_id: str) -> ModelCard:
         base_model=base_model,
         eval_results=card_eval_results(evaluation) if evaluation else None,
     )
-    if not MODEL_CARD_TEMPLATE.is_file():
-        raise FileNotFoundError(
-            f"Model card template not found at {MODEL_CARD_TEMPLATE} (run from a source checkout)."
-        )
     return ModelCard.from_template(
         card_data,
-        template_path=str(MODEL_CARD_TEMPLATE),
+        template_path=str(card_template(MODEL_CARD)),
         model_name=model_name,
         repo_id=repo_id,
         config=config,
@@ -214,11 +210,15 @@ def space_operations(space_dir: Path, model_id: str) -> list[CommitOperationAdd]
         )
     operations = [CommitOperationAdd("README.md", space_readme(space_dir, model_id).encode())]
     operations += [CommitOperationAdd(name, str(space_dir / name)) for name in SPACE_FILES if name != "README.md"]
-    operations += [
+    return operations + package_operations()
+
+
+def package_operations() -> list[CommitOperationAdd]:
+    """The corit_hf package sources under `corit_hf/`, so a Space's app imports the very code that was pushed."""
+    return [
         CommitOperationAdd(f"corit_hf/{path.relative_to(PACKAGE_DIR).as_posix()}", str(path))
         for path in package_files()
     ]
-    return operations
 
 
 def push_space(
@@ -237,7 +237,7 @@ def push_space(
     from .space import MODEL_ENV
 
     validate_repo_id(model_id)
-    operations = space_operations(Path(space_dir) if space_dir else SPACE_DIR, model_id)
+    operations = space_operations(Path(space_dir) if space_dir else shared_folder(SPACE_FOLDER), model_id)
     api = HfApi(endpoint=endpoint, token=token)
     api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=private or None, exist_ok=True)
     api.add_space_variable(repo_id, MODEL_ENV, model_id)
@@ -247,4 +247,22 @@ def push_space(
     return info.commit_url
 
 
-__all__ = ["UploadPlan", "plan_model_upload", "push_model", "push_space", "render_model_card"]
+def push_metric(repo_id: str, *, private: bool = False, token: str | None = None, endpoint: str | None = None) -> str:
+    """Create or update the `optimization_collapse` metric Space `repo_id` (the evaluate module folder, its card
+    and widget, next to the corit_hf package it imports); returns the commit URL."""
+    from .metrics import OPTIMIZATION_COLLAPSE
+
+    folder = Path(OPTIMIZATION_COLLAPSE)
+    operations = [CommitOperationAdd(name, str(folder / name)) for name in METRIC_FILES]
+    api = HfApi(endpoint=endpoint, token=token)
+    api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=private or None, exist_ok=True)
+    info = api.create_commit(
+        repo_id,
+        operations + package_operations(),
+        repo_type="space",
+        commit_message="Deploy the optimization_collapse metric",
+    )
+    return info.commit_url
+
+
+__all__ = ["UploadPlan", "plan_model_upload", "push_metric", "push_model", "push_space", "render_model_card"]

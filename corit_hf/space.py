@@ -15,7 +15,9 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 import torch
+from gradio.data_classes import ListFiles
 from PIL import Image, ImageDraw, ImageOps
+from pydantic import model_validator
 from transformers import AutoConfig, AutoImageProcessor
 from transformers.image_processing_utils import BaseImageProcessor
 
@@ -265,6 +267,15 @@ def model_problem(source: str | None) -> tuple[Detector | None, str | None]:
         return None, f"**Could not load the model `{source}`** (from `{MODEL_ENV}`): {reason}"
 
 
+class OneOrMoreFiles(ListFiles):
+    """The upload list, also accepting one file: API clients often send `handle_file(path)` without a list."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def wrap_single_file(cls, value: object) -> object:
+        return [value] if isinstance(value, dict) else value
+
+
 @functools.cache
 def example_files() -> tuple[Path, ...]:
     """Offline example PNGs, written once per process: matplotlib's sample photo and two forgeries of it."""
@@ -297,6 +308,7 @@ def build_demo(source: str | None = None) -> gr.Blocks:
         with gr.Row():
             with gr.Column(scale=1):
                 files = gr.Files(label="Images or videos", file_count="multiple", type="filepath")
+                files.data_model = OneOrMoreFiles  # gr.Files validates a list before `preprocess`, which takes one
                 button = gr.Button("Analyse", variant="primary")
                 gr.Examples(examples=[[[str(path)]] for path in example_files()], inputs=files, cache_examples=False)
             with gr.Column(scale=2):

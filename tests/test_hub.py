@@ -1,4 +1,4 @@
-"""`corit push` / `corit push-space` against a local stub of the Hub HTTP API, and the model card.
+"""`corit push` / `push-space` / `push-metric` against a local stub of the Hub HTTP API, and the model card.
 
 conftest.py sets HF_HUB_OFFLINE=1, which makes huggingface_hub refuse every request (its HTTP client raises
 OfflineModeIsEnabled). The `hub` fixture turns that off for the test only, by patching the flag the library
@@ -8,6 +8,8 @@ reads on each request (`huggingface_hub.constants.HF_HUB_OFFLINE`); the requests
 import importlib.metadata
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import gradio
@@ -17,9 +19,11 @@ import yaml
 from _app_inputs import free_port, save_tiny_model
 from _hub_stub import HubStub
 from huggingface_hub import ModelCard
+from packaging.requirements import Requirement
 
 from corit_hf.cli import main
 from corit_hf.hub import render_model_card
+from corit_hf.metrics import OPTIMIZATION_COLLAPSE
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -209,11 +213,65 @@ def test_push_space_needs_a_hub_model_id(hub, capsys):
     assert hub.state.created == []
 
 
-def test_space_header_and_requirements_match_the_package():
+def test_space_header_matches_the_installed_gradio():
     metadata = front_matter((SPACE_DIR / "README.md").read_text())
     assert metadata["sdk"] == "gradio" and metadata["app_file"] == "app.py" and metadata["models"]
     assert metadata["sdk_version"].split(".")[0] == gradio.__version__.split(".")[0]
-    requirements = (SPACE_DIR / "requirements.txt").read_text()
-    for dependency in importlib.metadata.requires("corit-hf"):
-        if "extra ==" not in dependency or 'extra == "video"' in dependency:  # the Space scores videos too
-            assert re.split(r"[<>=!~;\[ ]", dependency)[0] in requirements
+
+
+def package_requirements(*extras: str) -> set[str]:
+    """corit-hf's own dependencies (+ extras) as pyproject declares them, read from the installed metadata."""
+    wanted = set()
+    for text in importlib.metadata.requires("corit-hf"):
+        requirement = Requirement(text)
+        if requirement.name != "corit-hf" and (
+            requirement.marker is None or any(requirement.marker.evaluate({"extra": extra}) for extra in extras)
+        ):
+            wanted.add(f"{requirement.name}{requirement.extras or ''}{requirement.specifier}")
+    return wanted
+
+
+def requirement_lines(path: Path) -> set[str]:
+    lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
+    return {f"{r.name}{r.extras or ''}{r.specifier}" for r in map(Requirement, lines)}
+
+
+@pytest.mark.parametrize(
+    "folder, extras", [(SPACE_DIR, ("video",)), (Path(OPTIMIZATION_COLLAPSE), ())], ids=["space", "metric"]
+)
+def test_requirements_install_what_the_package_needs(folder, extras):
+    # Both run next to a copy of the package sources, so they install its dependencies, never `corit-hf` itself.
+    assert requirement_lines(folder / "requirements.txt") == package_requirements(*extras)
+
+
+def test_push_metric_deploys_the_metric_folder_with_the_package(hub, capsys):
+    assert main(["push-metric", "--repo-id", "acme/optimization_collapse", "--endpoint", hub.url]) == 0
+
+    assert hub.state.created == [
+        {"name": "optimization_collapse", "organization": "acme", "type": "space", "sdk": "gradio"}
+    ]
+    [commit] = hub.state.commits
+    root_files = {path for path in commit.files if "/" not in path}
+    assert root_files == {"README.md", "app.py", "requirements.txt", "optimization_collapse.py"}
+    assert {"corit_hf/collapse.py", "corit_hf/__init__.py"} <= set(commit.files)
+    metadata = front_matter(commit.files["README.md"].decode())
+    assert metadata["app_file"] == "app.py" and "metric" in metadata["tags"]
+    assert "acme/optimization_collapse" in capsys.readouterr().out
+
+
+def test_metric_app_loads_the_script_from_any_folder_name(tmp_path):
+    # A Space runs the app from a folder named like the Space, not like the script.
+    space = tmp_path / "app"
+    space.mkdir()
+    for name in ("app.py", "optimization_collapse.py"):
+        (space / name).write_bytes((Path(OPTIMIZATION_COLLAPSE) / name).read_bytes())
+    script = "import evaluate.utils; evaluate.utils.launch_gradio_widget = lambda module: print(module.name)"
+    result = subprocess.run(
+        [sys.executable, "-c", f"{script}; import runpy; runpy.run_path('app.py')"],
+        cwd=space,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("optimization_collapse")

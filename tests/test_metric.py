@@ -87,7 +87,6 @@ def test_folder_has_the_evaluate_layout():
     }
     card = (folder / "README.md").read_text()
     assert card.startswith("---\n") and "app_file: app.py" in card
-    assert "corit-hf" in (folder / "requirements.txt").read_text()
 
 
 def test_card_is_the_rendered_hub_template():

@@ -77,6 +77,15 @@ def test_png_gets_a_probability_and_a_heatmap_per_layer(client, model_dir, workd
     assert [row[1] for row in contributions["data"]] == hri_layers
 
 
+def test_one_file_sent_without_a_list_gets_its_result(client, workdir):
+    status, results, gallery, _ = client.predict(
+        handle_file(str(photo_png(workdir / "single.png"))), api_name="/analyse"
+    )
+
+    assert status == "Analysed 1 image."
+    assert [row[0] for row in results["data"]] == ["single.png"] and len(gallery) == 1
+
+
 def test_several_images_at_once(client, workdir):
     paths = [photo_png(workdir / f"batch{i}.png", size=(40 + 20 * i, 64)) for i in range(3)]
 

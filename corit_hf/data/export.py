@@ -16,12 +16,13 @@ import jinja2
 from datasets import DatasetDict, Image
 from PIL import Image as PILImage
 
+from ..resources import card_template as packaged_card_template
 from .benchmark import REAL_FAMILY, benchmark_params
 from .families import FAMILIES
 from .sources import bundled_photos
 
 
-DEFAULT_CARD_TEMPLATE = Path(__file__).resolve().parents[2] / "hub_cards" / "dataset_card.md"
+DATASET_CARD = "dataset_card.md"
 EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif", "GIF": ".gif"}
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
 
@@ -39,7 +40,7 @@ def write_benchmark_folder(
     if root.exists() and any(root.iterdir()):
         raise FileExistsError(f"{root} is not empty; write the benchmark to a new folder.")
     splits = [_write_split(dataset[name], name, root / name) for name in dataset]
-    template = Path(card_template) if card_template is not None else DEFAULT_CARD_TEMPLATE
+    template = Path(card_template) if card_template is not None else packaged_card_template(DATASET_CARD)
     card = jinja2.Template(template.read_text(), keep_trailing_newline=True).render(**_card_context(dataset, splits))
     (root / "README.md").write_text(card)
     return root
