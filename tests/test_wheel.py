@@ -97,14 +97,27 @@ def test_wheel_built_from_the_sdist_holds_every_file_read_at_run_time(wheel):
 
 def run_time_files() -> set[str]:
     """Wheel paths of every file under corit_hf/ (code, metric folder, shipped artefacts such as weights) and of the
-    shared folders, so a new data file whose type the package-data patterns miss fails here."""
+    shared folders, so a new data file whose type the package-data patterns miss fails here. Files git ignores
+    (caches, a build's scratch state) are not part of the package."""
     sources = [(ROOT / "corit_hf", "corit_hf")] + [(ROOT / folder, f"corit_hf/{folder}") for folder in SHARED_FOLDERS]
     return {
         f"{prefix}/{path.relative_to(folder).as_posix()}"
         for folder, prefix in sources
-        for path in folder.rglob("*")
-        if path.is_file() and "__pycache__" not in path.parts
+        for path in unignored_files(folder)
     }
+
+
+def unignored_files(folder: Path) -> list[Path]:
+    """The files below `folder` that git tracks or would track; every file outside a git checkout (an sdist)."""
+    listing = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z", "."],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+    )
+    if listing.returncode != 0:
+        return [path for path in folder.rglob("*") if path.is_file() and "__pycache__" not in path.parts]
+    return [folder / name for name in listing.stdout.split("\0") if name and (folder / name).is_file()]
 
 
 def test_installed_wheel_imports_from_the_environment_not_the_checkout(installed, elsewhere):
