@@ -153,13 +153,14 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
-    """`corit evaluate MODEL`: per-split AUC / AP / accuracy / EER / collapsed, as a table and eval_results.json."""
+    """`corit evaluate MODEL`: the field's per-split scores and collapse flag, as a table and eval_results.json."""
     parser = subparsers.add_parser(
         "evaluate",
-        help="score a model on every test split (AUC, AP, accuracy, EER, collapsed)",
+        help="score a model on every test split (AUC, AP, accuracies, EER, TPR at low FPR, collapsed)",
         description=(
-            "Score a saved model on each test split: ROC AUC, average precision, accuracy at --threshold, equal "
-            "error rate, and whether it collapsed (AUC within --margin of 0.5, or one label for >= 95%% of images). "
+            "Score a saved model on each test split: ROC AUC, average precision, accuracy at --threshold (overall, "
+            "on real and on fake images), best-threshold accuracy, equal error rate, TPR at 1% and 5% FPR, and "
+            "whether it collapsed (AUC within --margin of 0.5, or one label for >= 95% of images). "
             "By default every family of the built-in benchmark is tested. Data with videos (FaceForensics++, "
             "Celeb-DF, DFDC, real/fake folders of videos) is scored per frame and per video (the video_* keys). "
             "Prints a table and writes "

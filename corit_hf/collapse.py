@@ -1,7 +1,11 @@
 """Detection scores, optimization collapse and the Critical Optimization Radius (COR).
 
-The single definition of these numbers: the `optimization_collapse` metric, `corit evaluate` and `corit study`
-all import them from here. scikit-learn does the arithmetic.
+The single definition of these numbers: the `optimization_collapse` metric, `corit evaluate` (and its robustness
+sweeps), validation during `corit train`, the model card and `corit study` all import them from here. scikit-learn
+does the arithmetic.
+
+- The field's **detection scores** (`SCORE_NAMES`, `detection_scores`): AUC, AP, accuracy at the threshold, real and
+  fake accuracy separately, best-threshold accuracy, EER, and TPR at 1% and 5% FPR.
 
 - A run has **collapsed** when its held-out AUC is within `margin` of 0.5, or when it predicts one class for at
   least 95% of its inputs.
@@ -25,10 +29,26 @@ KEPT_FRACTION = 0.5
 """COR keeps runs that hold at least this fraction of the rho=0 run's above-chance AUC."""
 
 
+SCORE_NAMES = {
+    "auc": "AUC",
+    "ap": "AP",
+    "accuracy": "accuracy",
+    "real_accuracy": "real acc",
+    "fake_accuracy": "fake acc",
+    "best_accuracy": "best acc",
+    "eer": "EER",
+    "tpr_at_fpr_1": "TPR@1%FPR",
+    "tpr_at_fpr_5": "TPR@5%FPR",
+}
+"""The field's detection scores, in report order: the keys `detection_scores` returns, with short display names."""
+
+
 def detection_scores(
     fake_probabilities: Sequence[float], labels: Sequence[int], threshold: float = DEFAULT_THRESHOLD
 ) -> dict[str, float]:
-    """AUC, average precision, accuracy at `threshold` and equal error rate of fake-probability scores.
+    """The field's scores of fake-probability scores (`SCORE_NAMES`): AUC, average precision, accuracy at
+    `threshold` overall and on real and fake images separately, accuracy at the best threshold, equal error rate,
+    and the true-positive rate at 1% and 5% false-positive rate.
 
     `labels` are 1 for fake and 0 for real; both classes must be present (AUC is undefined otherwise).
     """
@@ -38,8 +58,28 @@ def detection_scores(
         "auc": float(roc_auc_score(truth, scores)),
         "ap": float(average_precision_score(truth, scores)),
         "accuracy": float(accuracy_score(truth, predicted)),
+        "real_accuracy": float(np.mean(predicted[truth == 0] == 0)),
+        "fake_accuracy": float(np.mean(predicted[truth == 1] == 1)),
+        "best_accuracy": best_threshold_accuracy(scores, truth),
         "eer": equal_error_rate(scores, truth),
+        "tpr_at_fpr_1": tpr_at_fpr(scores, truth, 0.01),
+        "tpr_at_fpr_5": tpr_at_fpr(scores, truth, 0.05),
     }
+
+
+def best_threshold_accuracy(fake_probabilities: Sequence[float], labels: Sequence[int]) -> float:
+    """The highest accuracy any threshold reaches (the oracle threshold of the field's "best accuracy")."""
+    fpr, tpr, _ = roc_curve(labels, fake_probabilities, drop_intermediate=False)
+    n_fake = int(np.sum(labels))
+    n_real = len(labels) - n_fake
+    return float(np.max((tpr * n_fake + (1.0 - fpr) * n_real) / len(labels)))
+
+
+def tpr_at_fpr(fake_probabilities: Sequence[float], labels: Sequence[int], max_fpr: float) -> float:
+    """The largest true-positive rate reached by a threshold whose false-positive rate is at most `max_fpr`
+    (points of the ROC curve, no interpolation)."""
+    fpr, tpr, _ = roc_curve(labels, fake_probabilities)
+    return float(tpr[fpr <= max_fpr].max())
 
 
 def equal_error_rate(fake_probabilities: Sequence[float], labels: Sequence[int]) -> float:
@@ -134,10 +174,13 @@ def _as_arrays(fake_probabilities: Sequence[float], labels: Sequence[int]) -> tu
 __all__ = [
     "DEFAULT_MARGIN",
     "DEFAULT_THRESHOLD",
+    "SCORE_NAMES",
+    "best_threshold_accuracy",
     "collapse_report",
     "critical_radius",
     "detection_scores",
     "equal_error_rate",
     "is_collapsed",
     "majority_fraction",
+    "tpr_at_fpr",
 ]

@@ -1,7 +1,7 @@
 """Scoring a trained detector: fake probabilities for datasets and image files, per-split reports, output files.
 
 Shared by `corit train` (validation scores), `corit evaluate`, `corit predict` and `corit study`. The numbers
-themselves (AUC, AP, accuracy, EER, collapsed) come from `corit_hf.collapse`.
+themselves (the field's scores and the collapse flag) come from `corit_hf.collapse`.
 """
 
 import csv
@@ -20,7 +20,7 @@ from torch.utils.data import Dataset as TorchDataset
 from tqdm.auto import tqdm
 from transformers import AutoImageProcessor, AutoModelForImageClassification, PreTrainedModel, default_data_collator
 
-from .collapse import DEFAULT_MARGIN, DEFAULT_THRESHOLD, collapse_report
+from .collapse import DEFAULT_MARGIN, DEFAULT_THRESHOLD, SCORE_NAMES, collapse_report
 from .data import ForensicCollator, ImageLoadError, open_image
 from .video import VIDEO_SUFFIXES, VideoLoadError, is_video_path
 from .video_scores import (
@@ -108,9 +108,10 @@ def score_dataset(
     margin: float = DEFAULT_MARGIN,
     aggregate: str = "mean",
 ) -> dict:
-    """AUC / AP / accuracy / EER / collapsed / n of `model` on a dataset with `image` and `label` columns
-    (or, with `image_processor=None`, already preprocessed `pixel_values` and `labels`). A `video` column
-    adds the same scores per video (`video_auc`, ...; a video's probability is the `aggregate` of its frames')."""
+    """The field's scores (`collapse.SCORE_NAMES`), collapsed and n of `model` on a dataset with `image` and
+    `label` columns (or, with `image_processor=None`, already preprocessed `pixel_values` and `labels`). A `video`
+    column adds the same scores per video (`video_auc`, ...; a video's probability is the `aggregate` of its
+    frames')."""
     was_training = model.training
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=batch_collator(image_processor))
@@ -151,21 +152,21 @@ def eval_results(model_name: str, dataset: dict, split_scores: dict[str, dict]) 
 
 
 def format_score_table(split_scores: dict[str, dict]) -> str:
-    """A fixed-width table of per-split scores, one row per split (frame-level, then video-level if any)."""
-    header = f"{'split':<20} {'n':>6} {'AUC':>7} {'AP':>7} {'acc':>7} {'EER':>7}  collapsed"
-    rows = [_score_line(name, scores) for name, scores in split_scores.items()]
+    """A fixed-width table of per-split scores, one row per split and one column per field score (frame-level,
+    then video-level if any)."""
+    widths = {key: max(6, len(name)) for key, name in SCORE_NAMES.items()}
+    header = f"{'split':<20} {'n':>6} " + " ".join(f"{name:>{widths[key]}}" for key, name in SCORE_NAMES.items())
+    rows = [_score_line(name, scores, widths) for name, scores in split_scores.items()]
     videos = {name: scores for name, scores in split_scores.items() if VIDEO_PREFIX + "auc" in scores}
     if videos:
-        rows += ["per video:"] + [_score_line(name, scores, VIDEO_PREFIX) for name, scores in videos.items()]
+        rows += ["per video:"] + [_score_line(name, scores, widths, VIDEO_PREFIX) for name, scores in videos.items()]
     return "\n".join([header, *rows])
 
 
-def _score_line(name: str, scores: dict, prefix: str = "") -> str:
+def _score_line(name: str, scores: dict, widths: dict[str, int], prefix: str = "") -> str:
     s = {key.removeprefix(prefix): value for key, value in scores.items() if key.startswith(prefix)}
-    return (
-        f"{name:<20} {s['n']:>6} {s['auc']:>7.3f} {s['ap']:>7.3f} {s['accuracy']:>7.3f} {s['eer']:>7.3f}  "
-        f"{'yes' if s['collapsed'] else 'no'}"
-    )
+    values = " ".join(f"{s[key]:>{widths[key]}.3f}" for key in SCORE_NAMES)
+    return f"{name:<20} {s['n']:>6} {values}  {'collapsed' if s['collapsed'] else ''}".rstrip()
 
 
 @contextmanager

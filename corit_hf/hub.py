@@ -19,6 +19,7 @@ from huggingface_hub import (
 )
 from huggingface_hub.utils import validate_repo_id
 
+from .collapse import SCORE_NAMES
 from .configuration_corit import CoritConfig
 from .evaluation import EVAL_RESULTS_FILE
 from .resources import PACKAGE_DIR, card_template, shared_folder
@@ -38,12 +39,10 @@ PACKAGE_SUFFIXES = (".py", ".md", ".txt", ".j2", ".json")
 
 CARD_LICENSE = "apache-2.0"
 CARD_TAGS = ["corit", "image-forensics", "deepfake-detection", "ai-generated-image-detection", "custom_code"]
-CARD_METRICS = {  # eval_results.json key -> (model-index metric type, display name)
-    "auc": ("roc_auc", "AUC"),
-    "ap": ("average_precision", "AP"),
-    "accuracy": ("accuracy", "Accuracy"),
-    "eer": ("eer", "EER"),
-}
+MODEL_INDEX_TYPES = {"auc": "roc_auc", "ap": "average_precision"}
+"""Scores whose model-index metric type is a standard name other than the eval_results.json key."""
+CARD_METRICS = {key: (MODEL_INDEX_TYPES.get(key, key), name) for key, name in SCORE_NAMES.items()}
+"""eval_results.json key -> (model-index metric type, display name), for every field score of `collapse`."""
 TASK = ("image-classification", "Forged image detection")
 
 logger = logging.getLogger(__name__)
@@ -146,6 +145,7 @@ def render_model_card(model_dir: str | Path, repo_id: str) -> ModelCard:
         config=config,
         base_model=base_model,
         evaluation=evaluation,
+        score_names=SCORE_NAMES,
         training=training_record(read_json(model_dir / METRICS_FILE)),
     )
 

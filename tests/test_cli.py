@@ -11,6 +11,7 @@ from PIL import Image
 from transformers import AutoModelForImageClassification
 
 from corit_hf.cli import main
+from corit_hf.collapse import SCORE_NAMES
 
 
 TINY_DATA = ["--n-train", "32", "--n-test", "16"]
@@ -47,7 +48,7 @@ def test_train_writes_a_loadable_model_folder(model_dir):
 
     metrics = json.loads((model_dir / "metrics.json").read_text())
     assert metrics["train"]["train_loss"] > 0
-    assert set(metrics["validation"]) == {"auc", "ap", "accuracy", "eer", "collapsed", "n"}
+    assert set(metrics["validation"]) == {*SCORE_NAMES, "collapsed", "n"}
     records = [json.loads(line) for line in (model_dir / "gsnr.jsonl").read_text().splitlines()]
     assert len(records) == 2 and records[0]["step"] < records[1]["step"]
     assert "gsnr/head" in records[0] and "gsnr/layer_00" in records[0]
@@ -114,7 +115,7 @@ def test_evaluate_writes_eval_results(model_dir, capsys):
     assert results["dataset"] == {"name": "corit forensic benchmark", "type": "corit-benchmark", "config": "train-gan"}
     assert {"test_gan", "test_vae", "test_splice"} <= set(results["splits"])
     for scores in results["splits"].values():
-        assert set(scores) == {"auc", "ap", "accuracy", "eer", "collapsed", "n"}
+        assert set(scores) == {*SCORE_NAMES, "collapsed", "n"}
         assert 0.0 <= scores["auc"] <= 1.0 and isinstance(scores["collapsed"], bool) and scores["n"] == 16
     table = capsys.readouterr().out
     assert "test_gan" in table and "AUC" in table

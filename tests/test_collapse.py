@@ -2,7 +2,14 @@
 
 import pytest
 
-from corit_hf.collapse import collapse_report, critical_radius, detection_scores, equal_error_rate, is_collapsed
+from corit_hf.collapse import (
+    SCORE_NAMES,
+    collapse_report,
+    critical_radius,
+    detection_scores,
+    equal_error_rate,
+    is_collapsed,
+)
 
 
 LABELS = [0, 0, 0, 0, 1, 1, 1, 1]
@@ -10,7 +17,28 @@ PERFECT = [0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9]
 
 
 def test_perfect_scores():
-    assert detection_scores(PERFECT, LABELS) == {"auc": 1.0, "ap": 1.0, "accuracy": 1.0, "eer": 0.0}
+    scores = detection_scores(PERFECT, LABELS)
+    assert list(scores) == list(SCORE_NAMES)
+    assert all(value == 1.0 for key, value in scores.items() if key != "eer")
+    assert scores["eer"] == 0.0
+
+
+def test_field_scores_on_a_hand_computed_case():
+    # 20 reals: 18 below 0.5, one at 0.55 and one at 0.95. 10 fakes: two below 0.5, eight above.
+    reals = [i / 100 for i in range(1, 19)] + [0.55, 0.95]
+    fakes = [0.4, 0.45, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.99]
+    scores = detection_scores(reals + fakes, [0] * 20 + [1] * 10)
+    assert scores["real_accuracy"] == pytest.approx(18 / 20)
+    assert scores["fake_accuracy"] == pytest.approx(8 / 10)
+    assert scores["accuracy"] == pytest.approx(26 / 30)
+    # The best threshold lies between 0.18 and 0.4: 18 reals and all 10 fakes right.
+    assert scores["best_accuracy"] == pytest.approx(28 / 30)
+    # 0.55 outranks two fakes and 0.95 outranks nine of the 200 real-fake pairs.
+    assert scores["auc"] == pytest.approx(189 / 200)
+    # FPR <= 1% allows no false positive: only the fake at 0.99 is above 0.95. FPR <= 5% allows one (0.95):
+    # the eight fakes above 0.55.
+    assert scores["tpr_at_fpr_1"] == pytest.approx(0.1)
+    assert scores["tpr_at_fpr_5"] == pytest.approx(0.8)
 
 
 def test_inverted_scores_are_informative_not_collapsed():
@@ -23,7 +51,9 @@ def test_inverted_scores_are_informative_not_collapsed():
 
 def test_constant_scores_collapse():
     report = collapse_report([0.5] * 8, LABELS)
-    assert report == {"auc": 0.5, "ap": 0.5, "accuracy": 0.5, "eer": 0.5, "collapsed": True, "n": 8}
+    assert (report["auc"], report["ap"], report["accuracy"], report["eer"]) == (0.5, 0.5, 0.5, 0.5)
+    assert (report["real_accuracy"], report["fake_accuracy"], report["best_accuracy"]) == (0.0, 1.0, 0.5)
+    assert (report["tpr_at_fpr_1"], report["collapsed"], report["n"]) == (0.0, True, 8)
 
 
 def test_one_class_predictions_collapse_even_with_a_good_ranking():

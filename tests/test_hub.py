@@ -22,6 +22,7 @@ from huggingface_hub import ModelCard
 from packaging.requirements import Requirement
 
 from corit_hf.cli import main
+from corit_hf.collapse import SCORE_NAMES
 from corit_hf.hub import render_model_card
 from corit_hf.metrics import OPTIMIZATION_COLLAPSE
 
@@ -33,7 +34,20 @@ EVAL_RESULTS = {
     "model": "corit-tiny",
     "dataset": {"name": "corit forensic benchmark", "type": "corit-benchmark", "config": "train-gan"},
     "splits": {
-        "test_gan": {"auc": 0.9375, "ap": 0.9212, "accuracy": 0.875, "eer": 0.125, "collapsed": False, "n": 128},
+        "test_gan": {
+            "auc": 0.9375,
+            "ap": 0.9212,
+            "accuracy": 0.875,
+            "real_accuracy": 0.9,
+            "fake_accuracy": 0.85,
+            "best_accuracy": 0.89,
+            "eer": 0.125,
+            "tpr_at_fpr_1": 0.3,
+            "tpr_at_fpr_5": 0.6,
+            "collapsed": False,
+            "n": 128,
+        },
+        # An eval_results.json written before the field's scores were added: only four of them.
         "test_diffusion": {"auc": 0.5125, "ap": 0.505, "accuracy": 0.5, "eer": 0.49, "collapsed": True, "n": 128},
     },
 }
@@ -118,11 +132,12 @@ def test_pushed_card_has_metadata_and_model_index(model_dir, hub):
     for split, scores in EVAL_RESULTS["splits"].items():
         assert reported[(split, "roc_auc")] == scores["auc"]
         assert reported[(split, "average_precision")] == scores["ap"]
-        assert reported[(split, "accuracy")] == scores["accuracy"]
-        assert reported[(split, "eer")] == scores["eer"]
+        for key in set(SCORE_NAMES) - {"auc", "ap"}:
+            assert reported.get((split, key)) == scores.get(key)
     parsed = ModelCard(readme).data.eval_results  # huggingface_hub's own model-index parser accepts it
     assert {(result.dataset_split, result.metric_type) for result in parsed} == set(reported)
-    assert "| test_diffusion | 128 | 0.512 | 0.505 | 0.500 | 0.490 | yes |" in readme
+    assert "| test_gan | 128 | 0.938 | 0.921 | 0.875 | 0.900 | 0.850 | 0.890 | 0.125 | 0.300 | 0.600 | no |" in readme
+    assert "| test_diffusion | 128 | 0.512 | 0.505 | 0.500 | n/a | n/a | n/a | 0.490 | n/a | n/a | yes |" in readme
     assert "| train.train_loss | 0.4123 |" in readme and "| skipped_ascents | 0 |" in readme
 
 

@@ -7,6 +7,7 @@ import jinja2
 import numpy as np
 import pytest
 
+from corit_hf.collapse import SCORE_NAMES, detection_scores
 from corit_hf.metrics import OPTIMIZATION_COLLAPSE
 
 
@@ -22,7 +23,7 @@ def metric():
 
 def test_perfect_predictions(metric):
     result = metric.compute(predictions=PERFECT, references=LABELS)
-    assert result == {"auc": 1.0, "ap": 1.0, "accuracy": 1.0, "eer": 0.0, "collapsed": False, "n": 8}
+    assert result == {**{key: 1.0 for key in SCORE_NAMES}, "eer": 0.0, "collapsed": False, "n": 8}
 
 
 def test_inverted_predictions(metric):
@@ -35,7 +36,16 @@ def test_inverted_predictions(metric):
 
 def test_constant_predictions(metric):
     result = metric.compute(predictions=[0.3] * 8, references=LABELS)
-    assert result == {"auc": 0.5, "ap": 0.5, "accuracy": 0.5, "eer": 0.5, "collapsed": True, "n": 8}
+    assert result == {
+        **dict(auc=0.5, ap=0.5, accuracy=0.5, real_accuracy=1.0, fake_accuracy=0.0, best_accuracy=0.5, eer=0.5),
+        **dict(tpr_at_fpr_1=0.0, tpr_at_fpr_5=0.0, collapsed=True, n=8),
+    }
+
+
+def test_field_scores_are_the_shared_definitions(metric):
+    predictions, references = [0.2, 0.7, 0.4, 0.9, 0.6, 0.1], [0, 0, 1, 1, 1, 0]
+    result = metric.compute(predictions=predictions, references=references)
+    assert {key: result[key] for key in SCORE_NAMES} == detection_scores(predictions, references)
 
 
 def test_random_predictions_are_near_chance_and_collapsed(metric):

@@ -9,9 +9,11 @@ from corit_hf.collapse import DEFAULT_MARGIN, DEFAULT_THRESHOLD, collapse_report
 _DESCRIPTION = """
 Scores a forged-image detector and tells whether its training collapsed to chance.
 
-From fake probabilities (`predictions`) and labels (`references`, 1 = fake, 0 = real) it returns ROC AUC, average
-precision, accuracy at a threshold, the equal error rate and `collapsed`: True when the AUC is within `margin` of
-0.5 or the detector gives one label to at least 95% of the inputs.
+From fake probabilities (`predictions`) and labels (`references`, 1 = fake, 0 = real) it returns the field's
+scores: ROC AUC, average precision, accuracy at a threshold overall and on real and fake images separately,
+accuracy at the best threshold, the equal error rate and the true-positive rate at 1% and 5% false-positive rate;
+and `collapsed`: True when the AUC is within `margin` of 0.5 or the detector gives one label to at least 95% of
+the inputs.
 
 Given a SAM radius sweep (`rhos` and the held-out AUC of the run trained with each, `aucs`; rho = 0 included),
 it also returns the Critical Optimization Radius `cor`: the largest rho whose run keeps at least half of the
@@ -33,7 +35,12 @@ Returns:
     auc (`float`): ROC AUC of the fake probabilities, in [0, 1]; 0.5 is chance.
     ap (`float`): average precision with fake as the positive class.
     accuracy (`float`): accuracy at `threshold`.
+    real_accuracy (`float`): share of real images scored below `threshold`.
+    fake_accuracy (`float`): share of fake images scored at or above `threshold`.
+    best_accuracy (`float`): the highest accuracy any threshold reaches.
     eer (`float`): equal error rate, where false-positive and false-negative rates meet.
+    tpr_at_fpr_1 (`float`): the largest share of fakes caught at a threshold that flags at most 1% of reals.
+    tpr_at_fpr_5 (`float`): the same at most 5% of reals flagged.
     collapsed (`bool`): whether the detector is at chance or constant.
     n (`int`): number of images scored.
     cor (`float` or `None`, only with `rhos` and `aucs`): the Critical Optimization Radius; the largest rho of
@@ -60,7 +67,7 @@ _CITATION = """
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class OptimizationCollapse(evaluate.Metric):
-    """AUC / AP / accuracy / EER, the collapse flag and, for a rho sweep, COR."""
+    """The field's detection scores, the collapse flag and, for a rho sweep, COR."""
 
     def _info(self) -> evaluate.MetricInfo:
         return evaluate.MetricInfo(
