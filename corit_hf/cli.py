@@ -147,9 +147,64 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> None:
         help=f"learning rate (default: {defaults.LEARNING_RATE:g}, or {defaults.LEARNING_RATE_PRETRAINED:g} "
         "with --backbone)",
     )
-    group.add_argument("--seed", type=int, default=0, help="model init, data order and benchmark seed (default: 0)")
+    group.add_argument(
+        "--seed", type=int, default=0, help="model init, data order, augmentation and benchmark seed (default: 0)"
+    )
+    group.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision (where the hardware has it)")
+    add_augmentation_arguments(parser)
+    add_long_run_arguments(parser)
     parser.add_argument("--output-dir", default="corit-model", help="the model folder to write (default: %(default)s)")
     parser.set_defaults(handler=command_handler("train"))
+
+
+def add_augmentation_arguments(parser: argparse.ArgumentParser) -> None:
+    """--augment and the probabilities and ranges of the blur+JPEG augmentation."""
+    group = parser.add_argument_group(
+        "augmentation (training images only, per image, seeded; evaluation never augments)"
+    )
+    group.add_argument(
+        "--augment",
+        choices=("none", "blur-jpeg"),
+        help="blur-jpeg: Gaussian blur and JPEG re-encoding (each with its probability), a random crop to the input "
+        f"size and a horizontal flip (default: {defaults.AUGMENT_FOLDER} with --data, {defaults.AUGMENT_BENCHMARK} "
+        "on the built-in benchmark)",
+    )
+    group.add_argument("--blur-prob", type=float, metavar="P", help="probability of the blur (default: 0.5)")
+    group.add_argument("--blur-sigma", type=float, nargs=2, metavar=("MIN", "MAX"), help="sigma range (default: 0 3)")
+    group.add_argument("--jpeg-prob", type=float, metavar="P", help="probability of the JPEG step (default: 0.5)")
+    group.add_argument(
+        "--jpeg-quality", type=int, nargs=2, metavar=("MIN", "MAX"), help="quality range (default: 30 100)"
+    )
+    group.add_argument("--flip-prob", type=float, metavar="P", help="probability of the flip (default: 0.5)")
+
+
+def add_long_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Checkpoints, resume, validation during training, early stopping and the input pipeline of `corit train`."""
+    group = parser.add_argument_group("long runs")
+    group.add_argument("--save-steps", type=int, metavar="N", help="save a checkpoint every N steps (default: none)")
+    group.add_argument(
+        "--resume", action="store_true", help="continue from the latest complete checkpoint in --output-dir"
+    )
+    group.add_argument(
+        "--eval-steps",
+        type=int,
+        metavar="N",
+        help="score the validation split (AUC, AP, accuracy) every N steps; the saved model is then the best "
+        "checkpoint by validation AUC (checkpoints every N steps unless --save-steps says otherwise)",
+    )
+    group.add_argument(
+        "--early-stopping-patience",
+        type=int,
+        metavar="K",
+        help="stop after K evaluations without a better validation AUC (needs --eval-steps)",
+    )
+    group.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="DataLoader worker processes that decode and augment images (default: the CPUs per training process "
+        "minus one, at most 8; 0 = in the training process)",
+    )
 
 
 def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:

@@ -5,28 +5,40 @@ prints as one line with exit code 2.
 """
 
 import argparse
+import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from . import defaults
 
 
 def train(args: argparse.Namespace) -> int:
-    """Train one detector and save it with metrics.json and gsnr.jsonl."""
+    """Train one detector and save it with metrics.json and gsnr.jsonl (rank 0 alone, under torchrun)."""
     from .evaluation import format_score_table, score_dataset
     from .modeling_corit import image_processor_for
     from .training import (
+        best_checkpoint_record,
         build_detector,
         class_names,
         detector_config,
         gsnr_records,
+        latest_checkpoint,
         load_data,
+        replica_weights_identical,
         save_detector,
         train_detector,
         trained_model,
+        validation_history,
     )
 
     _check_training_counts(args)
+    _check_positive(save_steps=args.save_steps, eval_steps=args.eval_steps)
+    _check_positive(early_stopping_patience=args.early_stopping_patience)
+    if args.early_stopping_patience and not args.eval_steps:
+        raise ValueError("--early-stopping-patience needs --eval-steps (it counts evaluations without a better AUC).")
+    augmentation = _augmentation(args)
+    training_args = _training_args(args)  # checks the flags before any data is built
     image_size = detector_config(args.preset, args.backbone).vision_config.image_size
     options = _frame_options(args)
     splits, _ = load_data(
@@ -34,18 +46,63 @@ def train(args: argparse.Namespace) -> int:
     )
     if "train" not in splits:
         raise ValueError(f"--data has no 'train' split (splits: {sorted(splits)}).")
+    if args.eval_steps and "validation" not in splits:
+        raise ValueError(f"--eval-steps needs a 'validation' split in --data (splits: {sorted(splits)}).")
+    checkpoint = latest_checkpoint(args.output_dir) if args.resume else None
+    if args.resume and checkpoint is None:
+        print(f"corit train: no checkpoint in {args.output_dir}; starting from the beginning.", file=sys.stderr)
     labels = class_names(splits)
     model = build_detector(args.preset, args.backbone, labels, seed=args.seed, **_model_overrides(args))
-    trainer = train_detector(model, splits["train"], _training_args(args), args.finetune, args.lora_rank)
+    trainer = train_detector(
+        model,
+        splits["train"],
+        training_args,
+        args.finetune,
+        args.lora_rank,
+        augmentation=augmentation,
+        eval_dataset=splits["validation"] if args.eval_steps else None,
+        early_stopping_patience=args.early_stopping_patience,
+        resume_from_checkpoint=checkpoint,
+    )
     model = trained_model(trainer)
-    metrics = {"train": trainer.state.log_history[-1], "skipped_ascents": trainer.skipped_ascents}
+    identical = replica_weights_identical(trainer)
+    if not trainer.is_world_process_zero():
+        return 0
+    metrics = {
+        "train": trainer.state.log_history[-1],
+        "skipped_ascents": trainer.skipped_ascents,
+        "augmentation": asdict(augmentation) if augmentation else None,
+        "processes": trainer.args.world_size,
+        "replica_weights_identical": identical,
+    }
+    if checkpoint:
+        metrics["resumed_from"] = Path(checkpoint).name
+    if args.eval_steps:
+        metrics["best"] = best_checkpoint_record(trainer)
+        metrics["validation_history"] = validation_history(trainer.state.log_history)
     if "validation" in splits:
         image_processor = image_processor_for(model.config)
         metrics["validation"] = score_dataset(model, splits["validation"], image_processor, args.batch_size)
         print(format_score_table({"validation": metrics["validation"]}))
     save_detector(model, args.output_dir, metrics, gsnr_records(trainer.state.log_history))
-    print(f"Saved the model, metrics.json and gsnr.jsonl to {args.output_dir}")
+    best = f" (the best checkpoint by validation AUC: step {metrics['best']['step']})" if metrics.get("best") else ""
+    print(f"Saved the model{best}, metrics.json and gsnr.jsonl to {args.output_dir}")
     return 0
+
+
+def _augmentation(args: argparse.Namespace):
+    """The training augmentation from --augment and its flags; the default depends on --data."""
+    from .augmentation import augmentation_config
+
+    name = args.augment or (defaults.AUGMENT_FOLDER if args.data else defaults.AUGMENT_BENCHMARK)
+    return augmentation_config(
+        name,
+        blur_prob=args.blur_prob,
+        blur_sigma=tuple(args.blur_sigma) if args.blur_sigma else None,
+        jpeg_prob=args.jpeg_prob,
+        jpeg_quality=tuple(args.jpeg_quality) if args.jpeg_quality else None,
+        flip_prob=args.flip_prob,
+    )
 
 
 def _model_overrides(args: argparse.Namespace) -> dict:
@@ -70,6 +127,7 @@ def _training_args(args: argparse.Namespace):
     return training_arguments(
         args.output_dir,
         per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=args.batch_size,
         learning_rate=learning_rate,
         seed=args.seed,
         sam_adaptive=args.adaptive,
@@ -77,9 +135,43 @@ def _training_args(args: argparse.Namespace):
         gsnr_every=args.gsnr_every,
         gsnr_estimator=args.gsnr_estimator,
         gsnr_chunks=args.gsnr_chunks,
+        dataloader_num_workers=_workers(args.workers),
+        bf16=args.bf16,
+        **_checkpoint_arguments(args),
         **length,
         **optional,
     )
+
+
+def _workers(requested: int | None) -> int:
+    """--workers, else `default_workers` for this many training processes (torchrun sets WORLD_SIZE)."""
+    from .training import default_workers
+
+    if requested is not None:
+        if requested < 0:
+            raise ValueError(f"--workers must be 0 or more, got {requested}.")
+        return requested
+    return default_workers(int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
+def _checkpoint_arguments(args: argparse.Namespace) -> dict:
+    """Trainer's save / eval / best-model arguments from --save-steps and --eval-steps."""
+    if not (args.save_steps or args.eval_steps):
+        return {}
+    arguments = {"save_strategy": "steps", "save_steps": args.save_steps or args.eval_steps}
+    if args.eval_steps:
+        if arguments["save_steps"] % args.eval_steps:
+            raise ValueError(
+                f"--save-steps ({args.save_steps}) must be a multiple of --eval-steps ({args.eval_steps})."
+            )
+        arguments.update(
+            eval_strategy="steps",
+            eval_steps=args.eval_steps,
+            load_best_model_at_end=True,
+            metric_for_best_model="auc",
+            greater_is_better=True,
+        )
+    return arguments
 
 
 def evaluate(args: argparse.Namespace) -> int:

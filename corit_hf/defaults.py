@@ -32,6 +32,10 @@ EPOCHS = 8
 GSNR_EVERY = 10
 VIDEO_FRAMES = 32
 """Frames sampled per video (DeepfakeBench and GenD score 32 frames)."""
+AUGMENT_FOLDER = "blur-jpeg"
+"""`corit train --data FOLDER` augments as the field does (CNNDetection's blur+JPEG (0.5))."""
+AUGMENT_BENCHMARK = "none"
+"""The built-in benchmark's default, chosen by measurement (README: "Augmentation on the built-in benchmark")."""
 
 STUDY_RHOS = (0.0, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 5.0)
 STUDY_CONFIGS = CONFIG_NAMES

@@ -3,17 +3,22 @@
 Shared by `corit train` (one run) and `corit study` (one run per configuration, rho and seed).
 """
 
+import hashlib
 import json
 import os
 from pathlib import Path
 
+import torch
 from datasets import DatasetDict, load_from_disk
 from peft import PeftModel
-from transformers import AutoConfig, PreTrainedModel, PrinterCallback, set_seed
+from transformers import AutoConfig, EarlyStoppingCallback, EvalPrediction, PreTrainedModel, PrinterCallback, set_seed
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from .augmentation import AugmentationConfig, AugmentedDataset
+from .collapse import detection_scores
 from .configuration_corit import CoritConfig
 from .data import build_benchmark, load_forensic_folder
-from .evaluation import batch_collator, write_json, write_text_atomic
+from .evaluation import batch_collator, fake_probability, is_fake, real_label_id, write_json, write_text_atomic
 from .finetuning import apply_finetuning
 from .modeling_corit import CoritForImageClassification, image_processor_for
 from .trainer import CoritTrainer, CoritTrainingArguments
@@ -23,6 +28,11 @@ from .video_scores import FrameOptions
 METRICS_FILE = "metrics.json"
 GSNR_FILE = "gsnr.jsonl"
 GSNR_PREFIX = "gsnr/"
+VALIDATION_SCORES = ("auc", "ap", "accuracy")
+"""What validation during training reports; the best checkpoint is the one with the highest `auc`."""
+TRAINER_STATE_FILE = "trainer_state.json"
+"""Trainer writes it last into a checkpoint folder: a checkpoint without it was cut off part-way."""
+MAX_DEFAULT_WORKERS = 8
 
 
 def build_detector(
@@ -132,9 +142,13 @@ def training_arguments(output_dir: str | os.PathLike, **overrides) -> CoritTrain
 
 
 def _has_accelerator() -> bool:
-    import torch
-
     return torch.cuda.is_available() or torch.backends.mps.is_available()
+
+
+def default_workers(processes: int = 1) -> int:
+    """DataLoader workers per training process: the CPUs left after the training processes, at most 8."""
+    cpus_per_process = (os.cpu_count() or 1) // max(1, processes)
+    return max(0, min(MAX_DEFAULT_WORKERS, cpus_per_process - 1))
 
 
 def train_detector(
@@ -144,26 +158,113 @@ def train_detector(
     finetuning: str = "full",
     lora_rank: int = 8,
     preprocessed: bool = False,
+    augmentation: AugmentationConfig | None = None,
+    eval_dataset=None,
+    early_stopping_patience: int | None = None,
+    resume_from_checkpoint: str | None = None,
 ) -> CoritTrainer:
     """Fine-tune `model` (mode full / layernorm / lora) on `train_dataset` with SAM and GSNR logging.
 
     Rows hold `image` and `label`, or with `preprocessed` the model inputs `pixel_values` and `labels`.
-    With `args.disable_tqdm` the run is silent: Trainer's log printer is removed too.
+    `augmentation` augments the training images on the fly (in the DataLoader workers), never `eval_dataset`,
+    which is scored (`VALIDATION_SCORES`) at `args.eval_steps` when given. `resume_from_checkpoint` continues a
+    run from a checkpoint folder. With `args.disable_tqdm` the run is silent: Trainer's log printer is removed too.
     """
     image_processor = None if preprocessed else image_processor_for(model.config)
+    if augmentation is not None and not preprocessed:
+        size = model.config.vision_config.image_size
+        train_dataset = AugmentedDataset(train_dataset, size, augmentation, seed=args.seed)
     model = apply_finetuning(model, finetuning, lora_rank=lora_rank)
     collator = batch_collator(image_processor)
-    trainer = CoritTrainer(model=model, args=args, train_dataset=train_dataset, data_collator=collator)
+    trainer = CoritTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        data_collator=collator,
+        compute_metrics=validation_metrics(real_label_id(model)) if eval_dataset is not None else None,
+    )
+    if early_stopping_patience:
+        trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=early_stopping_patience))
     if args.disable_tqdm:
         trainer.remove_callback(PrinterCallback)
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     return trainer
+
+
+def validation_metrics(real_id: int):
+    """Trainer's `compute_metrics`: `VALIDATION_SCORES` of the fake probabilities (Trainer adds `eval_`)."""
+
+    def compute(prediction: EvalPrediction) -> dict[str, float]:
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        scores = fake_probability(torch.as_tensor(logits), real_id).numpy()
+        all_scores = detection_scores(scores, is_fake(prediction.label_ids, real_id))
+        return {key: all_scores[key] for key in VALIDATION_SCORES}
+
+    return compute
+
+
+def latest_checkpoint(output_dir: str | os.PathLike) -> str | None:
+    """The complete checkpoint folder of `output_dir` with the highest step, or None; a folder a kill cut off
+    part-way (no trainer_state.json yet) is passed over."""
+    complete = [
+        path
+        for path in Path(output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*")
+        if path.name.removeprefix(f"{PREFIX_CHECKPOINT_DIR}-").isdigit() and (path / TRAINER_STATE_FILE).is_file()
+    ]
+    if not complete:
+        return None
+    return str(max(complete, key=lambda path: int(path.name.rsplit("-", 1)[1])))
+
+
+def best_checkpoint_record(trainer: CoritTrainer) -> dict | None:
+    """Which step validation picked as the best (by AUC) and its validation scores, or None without validation."""
+    state = trainer.state
+    if state.best_global_step is None:
+        return None
+    evaluations = [entry for entry in state.log_history if "eval_auc" in entry]
+    best = next((entry for entry in evaluations if entry.get("step") == state.best_global_step), {})
+    return {
+        "step": state.best_global_step,
+        "checkpoint": f"{PREFIX_CHECKPOINT_DIR}-{state.best_global_step}",
+        **{key: best.get(f"eval_{key}") for key in VALIDATION_SCORES},
+    }
+
+
+def validation_history(log_history: list[dict]) -> list[dict]:
+    """The validation scores of every evaluation during training, with their step."""
+    return [
+        {"step": entry.get("step"), **{key: entry[f"eval_{key}"] for key in VALIDATION_SCORES}}
+        for entry in log_history
+        if "eval_auc" in entry
+    ]
 
 
 def trained_model(trainer: CoritTrainer) -> PreTrainedModel:
     """The trained detector as a plain model: LoRA adapters merged into the backbone."""
     model = trainer.model
     return model.merge_and_unload() if isinstance(model, PeftModel) else model
+
+
+def replica_weights_identical(trainer: CoritTrainer) -> bool:
+    """Whether every training process ends with the same weights (a digest gathered from each; one process: True).
+
+    Every process must call it: it is a collective operation under torchrun / accelerate launch.
+    """
+    if trainer.args.world_size == 1:
+        return True
+    digest = torch.tensor([weights_digest(trainer.model)], device=trainer.args.device)
+    gathered = trainer.accelerator.gather(digest)
+    return bool((gathered == gathered[0]).all())
+
+
+def weights_digest(model: torch.nn.Module) -> int:
+    """A 56-bit digest of every parameter and buffer's bytes, in state-dict order."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return int.from_bytes(digest.digest()[:7], "big")
 
 
 def gsnr_records(log_history: list[dict]) -> list[dict]:
