@@ -241,6 +241,14 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
         help="AUC distance from 0.5 that is chance (default: %(default)s)",
     )
     parser.add_argument("--output", metavar="FILE", help="where to write the JSON (default: MODEL/eval_results.json)")
+    parser.add_argument(
+        "--perturb",
+        action="append",
+        metavar="NAME=LEVELS",
+        help="robustness sweep, repeatable: jpeg=100,90,...,30 (quality), blur=0,1,2,3,4 (sigma px), "
+        "resize=1,0.5,0.25 (downscale factor), noise=0,5,10 (sigma in 0..255); applied to real and fake images "
+        "alike, deterministic. Adds a table, a 'robustness' section to the JSON and robustness.png next to it",
+    )
     parser.set_defaults(handler=command_handler("evaluate"))
 
 
@@ -322,6 +330,12 @@ def add_study_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--gsnr-every", type=int, default=defaults.STUDY_GSNR_EVERY, help="default: %(default)s")
     parser.add_argument(
         "--workers", type=int, help="runs trained in parallel, one CPU thread each (default: the CPU count, at most 4)"
+    )
+    parser.add_argument(
+        "--augment",
+        choices=("none", "blur-jpeg"),
+        default=defaults.AUGMENT_BENCHMARK,
+        help="training augmentation of every run, as in `corit train` (default: %(default)s)",
     )
     parser.add_argument("--output-dir", default=defaults.STUDY_OUTPUT_DIR, help="default: %(default)s")
     parser.set_defaults(handler=command_handler("study"))

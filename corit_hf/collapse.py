@@ -41,6 +41,8 @@ SCORE_NAMES = {
     "tpr_at_fpr_5": "TPR@5%FPR",
 }
 """The field's detection scores, in report order: the keys `detection_scores` returns, with short display names."""
+HEADLINE_SCORES = ("auc", "ap", "accuracy")
+"""The scores reported where space is short: per validation step during training and per robustness level."""
 
 
 def detection_scores(
@@ -174,6 +176,7 @@ def _as_arrays(fake_probabilities: Sequence[float], labels: Sequence[int]) -> tu
 __all__ = [
     "DEFAULT_MARGIN",
     "DEFAULT_THRESHOLD",
+    "HEADLINE_SCORES",
     "SCORE_NAMES",
     "best_threshold_accuracy",
     "collapse_report",

@@ -184,9 +184,17 @@ def evaluate(args: argparse.Namespace) -> int:
         score_splits,
         write_json,
     )
+    from .robustness import (
+        ROBUSTNESS_PLOT,
+        format_robustness_table,
+        parse_perturbations,
+        robustness_sweep,
+        write_robustness_plot,
+    )
     from .training import load_data
 
     _check_positive(batch_size=args.batch_size, n_test=args.n_test)
+    perturbations = parse_perturbations(args.perturb or [])
     model, image_processor = load_detector(args.model)
     output = Path(args.output) if args.output else _model_folder(args.model) / EVAL_RESULTS_FILE
     # Only the test splits are scored, so the benchmark's training split is kept to its minimum; the images are
@@ -209,7 +217,15 @@ def evaluate(args: argparse.Namespace) -> int:
         aggregate=options.aggregate,
     )
     print(format_score_table(scores))
-    write_json(output, eval_results(args.model, dataset, scores))
+    results = eval_results(args.model, dataset, scores)
+    if perturbations:
+        results["robustness"] = robustness_sweep(
+            model, selected, image_processor, perturbations, args.batch_size, args.threshold, args.margin
+        )
+        print(format_robustness_table(results["robustness"]))
+        plot = write_robustness_plot(results["robustness"], output.with_name(ROBUSTNESS_PLOT))
+        print(f"Wrote {plot}")
+    write_json(output, results)
     print(f"Wrote {output}")
     return 0
 
@@ -267,6 +283,7 @@ def study(args: argparse.Namespace) -> int:
         gsnr_every=args.gsnr_every,
         preset=args.preset,
         backbone=args.backbone,
+        augment=args.augment,
     )
     summary = run_study(settings, args.output_dir, workers=args.workers)
     print(study_markdown(summary))

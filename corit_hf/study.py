@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from transformers.utils import logging as transformers_logging
 
 from . import defaults
+from .augmentation import AUGMENTATIONS, augmentation_config
 from .collapse import critical_radius
 from .data import ForensicCollator
 from .defaults import CONFIGURATIONS
@@ -70,8 +71,11 @@ class StudySettings:
     gsnr_every: int = defaults.STUDY_GSNR_EVERY
     preset: str = "tiny"
     backbone: str | None = None
+    augment: str = defaults.AUGMENT_BENCHMARK
 
     def __post_init__(self):
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"Unknown augmentation {self.augment!r}; choose from {', '.join(AUGMENTATIONS)}.")
         unknown = sorted(set(self.configs) - set(CONFIGURATIONS))
         if unknown:
             raise ValueError(f"Unknown configuration(s) {unknown}; choose from {sorted(CONFIGURATIONS)}.")
@@ -131,7 +135,10 @@ def run_cell(settings: StudySettings, splits, config: str, rho: float, seed: int
             gsnr_every=settings.gsnr_every,
             disable_tqdm=True,
         )
-        trainer = train_detector(model, splits["train"], args, preprocessed=True)
+        augmentation = augmentation_config(settings.augment)
+        trainer = train_detector(
+            model, splits["train"], args, preprocessed=augmentation is None, augmentation=augmentation
+        )
     test_splits = {name: splits[name] for name in splits if name.startswith(TEST_PREFIX)}
     scores = score_splits(trainer.model, test_splits, image_processor=None)
     gsnr_log = gsnr_records(trainer.state.log_history)
@@ -240,12 +247,15 @@ def _quiet_datasets() -> Iterator[None]:
             datasets.enable_progress_bars()
 
 
-def load_study_data(settings: StudySettings, cache_dir: Path | None = None) -> dict[str, "PixelDataset"]:
-    """The training and test splits as model inputs: decoded and preprocessed once, reused by every run."""
+def load_study_data(settings: StudySettings, cache_dir: Path | None = None) -> dict:
+    """The training and test splits as model inputs: decoded and preprocessed once, reused by every run. With
+    augmentation the training split stays as images, augmented afresh in every run."""
     splits = study_benchmark(settings, cache_dir)
     collate = ForensicCollator(image_processor_for(detector_config(settings.preset, settings.backbone)))
-    used = [name for name in splits if name == "train" or name.startswith(TEST_PREFIX)]
-    return {name: PixelDataset(**collate(list(splits[name]))) for name in used}
+    augmented = settings.augment != "none"
+    used = [name for name in splits if (name == "train" and not augmented) or name.startswith(TEST_PREFIX)]
+    data = {name: PixelDataset(**collate(list(splits[name]))) for name in used}
+    return {"train": splits["train"], **data} if augmented else data
 
 
 class PixelDataset(TorchDataset):

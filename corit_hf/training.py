@@ -15,7 +15,7 @@ from transformers import AutoConfig, EarlyStoppingCallback, EvalPrediction, PreT
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .augmentation import AugmentationConfig, AugmentedDataset
-from .collapse import detection_scores
+from .collapse import HEADLINE_SCORES, detection_scores
 from .configuration_corit import CoritConfig
 from .data import build_benchmark, load_forensic_folder
 from .evaluation import batch_collator, fake_probability, is_fake, real_label_id, write_json, write_text_atomic
@@ -28,8 +28,6 @@ from .video_scores import FrameOptions
 METRICS_FILE = "metrics.json"
 GSNR_FILE = "gsnr.jsonl"
 GSNR_PREFIX = "gsnr/"
-VALIDATION_SCORES = ("auc", "ap", "accuracy")
-"""What validation during training reports; the best checkpoint is the one with the highest `auc`."""
 TRAINER_STATE_FILE = "trainer_state.json"
 """Trainer writes it last into a checkpoint folder: a checkpoint without it was cut off part-way."""
 MAX_DEFAULT_WORKERS = 8
@@ -167,7 +165,8 @@ def train_detector(
 
     Rows hold `image` and `label`, or with `preprocessed` the model inputs `pixel_values` and `labels`.
     `augmentation` augments the training images on the fly (in the DataLoader workers), never `eval_dataset`,
-    which is scored (`VALIDATION_SCORES`) at `args.eval_steps` when given. `resume_from_checkpoint` continues a
+    which is scored (`HEADLINE_SCORES`) at `args.eval_steps` when given; the best checkpoint is the one with
+    the highest AUC. `resume_from_checkpoint` continues a
     run from a checkpoint folder. With `args.disable_tqdm` the run is silent: Trainer's log printer is removed too.
     """
     image_processor = None if preprocessed else image_processor_for(model.config)
@@ -193,13 +192,13 @@ def train_detector(
 
 
 def validation_metrics(real_id: int):
-    """Trainer's `compute_metrics`: `VALIDATION_SCORES` of the fake probabilities (Trainer adds `eval_`)."""
+    """Trainer's `compute_metrics`: `HEADLINE_SCORES` of the fake probabilities (Trainer adds `eval_`)."""
 
     def compute(prediction: EvalPrediction) -> dict[str, float]:
         logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
         scores = fake_probability(torch.as_tensor(logits), real_id).numpy()
         all_scores = detection_scores(scores, is_fake(prediction.label_ids, real_id))
-        return {key: all_scores[key] for key in VALIDATION_SCORES}
+        return {key: all_scores[key] for key in HEADLINE_SCORES}
 
     return compute
 
@@ -227,14 +226,14 @@ def best_checkpoint_record(trainer: CoritTrainer) -> dict | None:
     return {
         "step": state.best_global_step,
         "checkpoint": f"{PREFIX_CHECKPOINT_DIR}-{state.best_global_step}",
-        **{key: best.get(f"eval_{key}") for key in VALIDATION_SCORES},
+        **{key: best.get(f"eval_{key}") for key in HEADLINE_SCORES},
     }
 
 
 def validation_history(log_history: list[dict]) -> list[dict]:
     """The validation scores of every evaluation during training, with their step."""
     return [
-        {"step": entry.get("step"), **{key: entry[f"eval_{key}"] for key in VALIDATION_SCORES}}
+        {"step": entry.get("step"), **{key: entry[f"eval_{key}"] for key in HEADLINE_SCORES}}
         for entry in log_history
         if "eval_auc" in entry
     ]

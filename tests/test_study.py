@@ -79,12 +79,15 @@ def test_rerun_resumes_and_a_grown_grid_trains_only_new_runs(finished, capsys):
     assert [row["rho"] for row in summary["configs"]["baseline"]["rows"]] == [0.0, 0.5, 1.0]
 
 
-def test_changed_settings_retrain_stale_cells(tmp_path):
+@pytest.mark.parametrize("changed", [["--lr", "0.01"], ["--augment", "blur-jpeg"]])
+def test_changed_settings_retrain_stale_cells(tmp_path, changed):
     assert study(tmp_path, rhos=("0",), configs=["baseline"]) == 0
     before = cell_times(tmp_path)
-    argv = ["study", *TINY, "--rhos", "0", "--configs", "baseline", "--workers", "1", "--lr", "0.01"]
+    argv = ["study", *TINY, "--rhos", "0", "--configs", "baseline", "--workers", "1", *changed]
     assert main([*argv, "--output-dir", str(tmp_path)]) == 0
     assert cell_times(tmp_path)["baseline_rho0_seed0.json"] != before["baseline_rho0_seed0.json"]
+    cell = json.loads((tmp_path / "cells" / "baseline_rho0_seed0.json").read_text())
+    assert cell["settings"]["augment"] == ("blur-jpeg" if "--augment" in changed else "none")
 
 
 def test_looksam_study_retrains_its_cells_and_says_so(tmp_path):
