@@ -90,8 +90,10 @@ class StudySettings:
     def run_settings(self) -> dict:
         """The settings a cell's result depends on besides its own config, rho and seed (+ the cell format)."""
         grid = ("rhos", "configs", "seeds")
-        # sam_ascent_every = 1 (plain SAM) is left out, so cells written before LookSAM existed stay valid.
+        # sam_ascent_every = 1 (plain SAM) and augment = "none" are left out, so cells written before LookSAM and
+        # augmentation existed stay valid.
         unset = ("sam_ascent_every",) if self.sam_ascent_every == 1 else ()
+        unset += ("augment",) if self.augment == "none" else ()
         settings = {key: value for key, value in asdict(self).items() if key not in grid + unset}
         return {"cell_version": CELL_VERSION, **settings}
 
