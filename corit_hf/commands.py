@@ -284,6 +284,7 @@ def study(args: argparse.Namespace) -> int:
         preset=args.preset,
         backbone=args.backbone,
         augment=args.augment,
+        finetuning=args.finetune,
     )
     summary = run_study(settings, args.output_dir, workers=args.workers)
     print(study_markdown(summary))

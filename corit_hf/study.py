@@ -31,6 +31,7 @@ from .collapse import critical_radius
 from .data import ForensicCollator
 from .defaults import CONFIGURATIONS
 from .evaluation import score_splits, write_json
+from .finetuning import FINETUNING_MODES
 from .modeling_corit import image_processor_for
 from .study_report import write_report
 from .training import (
@@ -72,6 +73,7 @@ class StudySettings:
     preset: str = "tiny"
     backbone: str | None = None
     augment: str = defaults.AUGMENT_BENCHMARK
+    finetuning: str = "full"
 
     def __post_init__(self):
         if self.augment not in AUGMENTATIONS:
@@ -83,6 +85,8 @@ class StudySettings:
             raise ValueError(f"The rho grid must include 0 (the reference run of COR), got {self.rhos}.")
         if min(self.rhos) < 0:
             raise ValueError(f"rho must be >= 0, got {self.rhos}.")
+        if self.finetuning not in FINETUNING_MODES:
+            raise ValueError(f"finetuning must be one of {FINETUNING_MODES}, got {self.finetuning!r}.")
         self.rhos = sorted(set(float(rho) for rho in self.rhos))
         self.configs = list(dict.fromkeys(self.configs))
         self.seeds = list(dict.fromkeys(self.seeds))
@@ -90,10 +94,10 @@ class StudySettings:
     def run_settings(self) -> dict:
         """The settings a cell's result depends on besides its own config, rho and seed (+ the cell format)."""
         grid = ("rhos", "configs", "seeds")
-        # sam_ascent_every = 1 (plain SAM) and augment = "none" are left out, so cells written before LookSAM and
-        # augmentation existed stay valid.
-        unset = ("sam_ascent_every",) if self.sam_ascent_every == 1 else ()
-        unset += ("augment",) if self.augment == "none" else ()
+        # Settings at the value they had before they existed (plain SAM, no augmentation, full fine-tuning) are left
+        # out, so cells written before LookSAM, augmentation and --finetune stay valid.
+        former = {"sam_ascent_every": 1, "augment": "none", "finetuning": "full"}
+        unset = tuple(key for key, value in former.items() if getattr(self, key) == value)
         settings = {key: value for key, value in asdict(self).items() if key not in grid + unset}
         return {"cell_version": CELL_VERSION, **settings}
 
@@ -139,7 +143,12 @@ def run_cell(settings: StudySettings, splits, config: str, rho: float, seed: int
         )
         augmentation = augmentation_config(settings.augment)
         trainer = train_detector(
-            model, splits["train"], args, preprocessed=augmentation is None, augmentation=augmentation
+            model,
+            splits["train"],
+            args,
+            finetuning=settings.finetuning,
+            preprocessed=augmentation is None,
+            augmentation=augmentation,
         )
     test_splits = {name: splits[name] for name in splits if name.startswith(TEST_PREFIX)}
     scores = score_splits(trainer.model, test_splits, image_processor=None)

@@ -77,9 +77,10 @@ def _sam_text(settings: dict) -> str:
 
 
 def _backbone_text(settings: dict) -> str:
+    tuning = f"{settings.get('finetuning', 'full')} fine-tuning"
     if settings.get("backbone"):
-        return f"backbone `{settings['backbone']}`"
-    return f"random-init `{settings['preset']}` backbone"
+        return f"backbone `{settings['backbone']}`, {tuning}"
+    return f"random-init `{settings['preset']}` backbone, {tuning}"
 
 
 def _auc_table(summary: dict, mean_key: str, std_key: str, with_cor: bool) -> list[str]:

@@ -21,6 +21,7 @@ from .data import build_benchmark, load_forensic_folder
 from .evaluation import batch_collator, fake_probability, is_fake, real_label_id, write_json, write_text_atomic
 from .finetuning import apply_finetuning
 from .modeling_corit import CoritForImageClassification, image_processor_for
+from .priors import resolve_backbone
 from .trainer import CoritTrainer, CoritTrainingArguments
 from .video_scores import FrameOptions
 
@@ -40,12 +41,14 @@ def build_detector(
     seed: int = 0,
     **overrides,
 ) -> CoritForImageClassification:
-    """A fresh detector: random-init `preset` backbone, or CLIP weights from `backbone` (path or repo id).
+    """A fresh detector: random-init `preset` backbone, or CLIP weights from `backbone` (path, repo id, or the name
+    of a prior shipped with the package, e.g. `tiny-semantic`).
 
     `labels` are the class names in id order (default real, fake); `overrides` are CoritConfig fields. The
     random initialisation is seeded, so a run does not depend on what the process did before.
     """
     overrides = {**overrides, **label_fields(labels)}
+    backbone = resolve_backbone(backbone)
     set_seed(seed)
     if backbone:
         return CoritForImageClassification.from_clip(backbone, **overrides)
@@ -55,7 +58,7 @@ def build_detector(
 def detector_config(preset: str = "tiny", backbone: str | None = None) -> CoritConfig:
     """The backbone shape `build_detector` would use (input size, preprocessing), without loading weights."""
     if backbone:
-        clip_config = AutoConfig.from_pretrained(backbone)
+        clip_config = AutoConfig.from_pretrained(resolve_backbone(backbone))
         return CoritConfig(vision_config=getattr(clip_config, "vision_config", clip_config).to_dict())
     return CoritConfig.from_preset(preset)
 

@@ -185,7 +185,7 @@ def test_bad_paths_and_values_fail_with_one_line(argv, message, capsys):
     assert message in errors and "Traceback" not in errors
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "study"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "study", "distill"])
 def test_help_explains_each_command(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])

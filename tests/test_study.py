@@ -135,6 +135,14 @@ def test_study_from_a_clip_backbone(tmp_path):
     assert f"backbone `{tmp_path / 'clip'}`" in (tmp_path / "study" / "study.md").read_text()
 
 
+def test_study_on_the_shipped_prior_with_layernorm_tuning(tmp_path):
+    argv = ["study", *TINY, "--rhos", "0", "--configs", "baseline", "--workers", "1", "--backbone", "tiny-semantic"]
+    assert main([*argv, "--finetune", "layernorm", "--output-dir", str(tmp_path)]) == 0
+    cell = json.loads((tmp_path / "cells" / "baseline_rho0_seed0.json").read_text())
+    assert cell["settings"]["finetuning"] == "layernorm" and cell["settings"]["backbone"] == "tiny-semantic"
+    assert "layernorm fine-tuning" in (tmp_path / "study.md").read_text()
+
+
 def test_defaults_name_every_configuration():
     assert set(defaults.CONFIG_NAMES) == set(CONFIGURATIONS)
     assert set(defaults.STUDY_CONFIGS) <= set(CONFIGURATIONS)
