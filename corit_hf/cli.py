@@ -148,7 +148,7 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> None:
         "--lr",
         type=float,
         help=f"learning rate (default: {defaults.LEARNING_RATE:g}, or {defaults.LEARNING_RATE_PRETRAINED:g} "
-        "with --backbone)",
+        "with --backbone CLIP weights)",
     )
     group.add_argument(
         "--seed", type=int, default=0, help="model init, data order, augmentation and benchmark seed (default: 0)"

@@ -72,6 +72,7 @@ def train(args: argparse.Namespace) -> int:
         "train": trainer.state.log_history[-1],
         "skipped_ascents": trainer.skipped_ascents,
         "augmentation": asdict(augmentation) if augmentation else None,
+        "learning_rate": trainer.args.learning_rate,
         "processes": trainer.args.world_size,
         "replica_weights_identical": identical,
     }
@@ -117,11 +118,14 @@ def _model_overrides(args: argparse.Namespace) -> dict:
 
 def _training_args(args: argparse.Namespace):
     """CoritTrainingArguments from the `train` flags; the learning rate default depends on --backbone."""
+    from .priors import PRIORS
     from .training import training_arguments
 
     learning_rate = args.lr
     if learning_rate is None:
-        learning_rate = defaults.LEARNING_RATE_PRETRAINED if args.backbone else defaults.LEARNING_RATE
+        # Real CLIP weights are fine-tuned gently; a shipped prior is the tiny shape and trains like it.
+        clip_weights = args.backbone is not None and args.backbone not in PRIORS
+        learning_rate = defaults.LEARNING_RATE_PRETRAINED if clip_weights else defaults.LEARNING_RATE
     optional = {"sam_rho": args.rho} if args.rho is not None else {}
     length = {"max_steps": args.max_steps} if args.max_steps else {"num_train_epochs": args.epochs}
     return training_arguments(

@@ -106,6 +106,15 @@ def test_train_on_a_forensic_folder_from_a_clip_backbone(tmp_path):
     assert config["vision_config"]["hidden_size"] == 32
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["validation"]["n"] == 8
+    assert metrics["learning_rate"] == 2e-5  # the gentle default for CLIP weights
+
+
+def test_shipped_prior_trains_at_the_tiny_learning_rate(tmp_path):
+    # `tiny-semantic` is the tiny shape: CLIP's fine-tuning rate would barely move it.
+    output = tmp_path / "semantic"
+    args = ["train", *TINY_DATA, "--backbone", "tiny-semantic", "--max-steps", "1", "--batch-size", "8"]
+    assert main([*args, "--gsnr-every", "0", "--output-dir", str(output)]) == 0
+    assert json.loads((output / "metrics.json").read_text())["learning_rate"] == 1e-3
 
 
 def test_evaluate_writes_eval_results(model_dir, capsys):
