@@ -56,37 +56,42 @@ def detection_scores(
     """
     scores, truth = _as_arrays(fake_probabilities, labels)
     predicted = (scores >= threshold).astype(int)
+    fpr, tpr = _roc_points(scores, truth)
+    n_fake = int(truth.sum())
     return {
         "auc": float(roc_auc_score(truth, scores)),
         "ap": float(average_precision_score(truth, scores)),
         "accuracy": float(accuracy_score(truth, predicted)),
         "real_accuracy": float(np.mean(predicted[truth == 0] == 0)),
         "fake_accuracy": float(np.mean(predicted[truth == 1] == 1)),
-        "best_accuracy": best_threshold_accuracy(scores, truth),
-        "eer": equal_error_rate(scores, truth),
-        "tpr_at_fpr_1": tpr_at_fpr(scores, truth, 0.01),
-        "tpr_at_fpr_5": tpr_at_fpr(scores, truth, 0.05),
+        # the highest accuracy any threshold reaches (the oracle threshold of the field's "best accuracy")
+        "best_accuracy": float(np.max((tpr * n_fake + (1.0 - fpr) * (truth.size - n_fake)) / truth.size)),
+        "eer": _crossing_error_rate(fpr, tpr),
+        "tpr_at_fpr_1": _tpr_at_fpr(fpr, tpr, 0.01),
+        "tpr_at_fpr_5": _tpr_at_fpr(fpr, tpr, 0.05),
     }
 
 
-def best_threshold_accuracy(fake_probabilities: Sequence[float], labels: Sequence[int]) -> float:
-    """The highest accuracy any threshold reaches (the oracle threshold of the field's "best accuracy")."""
-    fpr, tpr, _ = roc_curve(labels, fake_probabilities, drop_intermediate=False)
-    n_fake = int(np.sum(labels))
-    n_real = len(labels) - n_fake
-    return float(np.max((tpr * n_fake + (1.0 - fpr) * n_real) / len(labels)))
+def _roc_points(scores: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every point of the ROC curve (fpr, tpr), collinear ones included: a plot may drop them, but the best TPR at
+    a low FPR can sit on one."""
+    fpr, tpr, _ = roc_curve(truth, scores, drop_intermediate=False)
+    return fpr, tpr
 
 
-def tpr_at_fpr(fake_probabilities: Sequence[float], labels: Sequence[int], max_fpr: float) -> float:
-    """The largest true-positive rate reached by a threshold whose false-positive rate is at most `max_fpr`
-    (points of the ROC curve, no interpolation)."""
-    fpr, tpr, _ = roc_curve(labels, fake_probabilities)
+def _tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, max_fpr: float) -> float:
+    """The largest true-positive rate of a threshold whose false-positive rate is at most `max_fpr` (ROC points,
+    no interpolation)."""
     return float(tpr[fpr <= max_fpr].max())
 
 
 def equal_error_rate(fake_probabilities: Sequence[float], labels: Sequence[int]) -> float:
     """The error rate where false-positive and false-negative rates meet, interpolated on the ROC curve."""
-    fpr, tpr, _ = roc_curve(labels, fake_probabilities)
+    return _crossing_error_rate(*_roc_points(np.asarray(fake_probabilities), np.asarray(labels)))
+
+
+def _crossing_error_rate(fpr: np.ndarray, tpr: np.ndarray) -> float:
+    """Where the false-negative rate 1 - tpr meets fpr along the ROC curve, interpolated between its points."""
     gap = (1.0 - tpr) - fpr  # non-increasing along the curve, from 1 at (0, 0) to -1 at (1, 1)
     crossing = int(np.argmax(gap <= 0))
     if gap[crossing] == 0:
@@ -178,12 +183,10 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "HEADLINE_SCORES",
     "SCORE_NAMES",
-    "best_threshold_accuracy",
     "collapse_report",
     "critical_radius",
     "detection_scores",
     "equal_error_rate",
     "is_collapsed",
     "majority_fraction",
-    "tpr_at_fpr",
 ]

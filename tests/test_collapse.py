@@ -41,6 +41,14 @@ def test_field_scores_on_a_hand_computed_case():
     assert scores["tpr_at_fpr_5"] == pytest.approx(0.8)
 
 
+def test_tpr_at_low_fpr_counts_collinear_roc_points():
+    # Two tied groups of one real and one fake (0.5, 0.6) between 98 clear reals and 98 clear fakes: the
+    # threshold 0.6 reaches FPR 1% with TPR 99%, a point a plotted ROC curve drops as collinear.
+    scores = [0.1] * 98 + [0.5, 0.5, 0.6, 0.6] + [0.95] * 98
+    labels = [0] * 98 + [0, 1, 0, 1] + [1] * 98
+    assert detection_scores(scores, labels)["tpr_at_fpr_1"] == pytest.approx(0.99)
+
+
 def test_inverted_scores_are_informative_not_collapsed():
     report = collapse_report([1 - p for p in PERFECT], LABELS)
     assert report["auc"] == 0.0
