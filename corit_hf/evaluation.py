@@ -121,10 +121,11 @@ def score_dataset(
         labels.append(batch["labels"].numpy())
     model.train(was_training)
     references = is_fake(np.concatenate(labels), real_label_id(model))
-    report = collapse_report(np.concatenate(scores), references, threshold, margin)
+    probabilities = np.concatenate(scores)
+    report = collapse_report(probabilities, references, threshold, margin)
     if VIDEO_COLUMN in getattr(dataset, "column_names", ()):
         videos = dataset[VIDEO_COLUMN]
-        report.update(video_report(np.concatenate(scores), references, videos, aggregate, threshold, margin))
+        report.update(video_report(probabilities, references, videos, aggregate, threshold, margin))
     return report
 
 
@@ -222,10 +223,9 @@ def predict_files(
     images = [(i, path) for i, path in enumerate(paths) if not is_video_path(path)]
     for batch, prepared, batch_skipped in _readable_batches(images, batch_size, options):
         skipped.extend(batch_skipped)
-        if prepared:
-            pixel_values = image_processor([item.images[0] for item in prepared], return_tensors="pt")["pixel_values"]
-            for (index, path), item, probability in zip(batch, prepared, fake_probabilities(model, pixel_values)):
-                rows[index] = [_prediction_row(path, float(probability), threshold, options, item)]
+        probabilities = image_probabilities(model, image_processor, [item.images[0] for item in prepared], batch_size)
+        for (index, path), item, probability in zip(batch, prepared, probabilities):
+            rows[index] = [_prediction_row(path, float(probability), threshold, options, item)]
         bar.update(len(batch) + len(batch_skipped))
     for index, path in enumerate(paths):
         if is_video_path(path):
