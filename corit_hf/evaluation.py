@@ -9,7 +9,6 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -168,27 +167,6 @@ def _score_line(name: str, scores: dict, widths: dict[str, int], prefix: str = "
     s = {key.removeprefix(prefix): value for key, value in scores.items() if key.startswith(prefix)}
     values = " ".join(f"{s[key]:>{widths[key]}.3f}" for key in SCORE_NAMES)
     return f"{name:<20} {s['n']:>6} {values}  {'collapsed' if s['collapsed'] else ''}".rstrip()
-
-
-@contextmanager
-def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary path to write to, renamed onto `path` on success, so a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    yield temporary
-    temporary.replace(path)
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write a text file atomically (see `atomic_target`)."""
-    with atomic_target(path) as temporary:
-        temporary.write_text(text)
-
-
-def write_json(path: str | os.PathLike, document: object) -> None:
-    """Write a JSON document atomically."""
-    write_text_atomic(path, json.dumps(document, indent=2) + "\n")
 
 
 def collect_image_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:

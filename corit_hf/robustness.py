@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 from .collapse import DEFAULT_MARGIN, DEFAULT_THRESHOLD, HEADLINE_SCORES, SCORE_NAMES
 from .data import open_image
 from .degradations import DEGRADATIONS
-from .evaluation import atomic_target, score_dataset
+from .evaluation import score_dataset
+from .files import atomic_target
 
 
 ROBUSTNESS_PLOT = "robustness.png"

@@ -30,7 +30,8 @@ from .augmentation import AUGMENTATIONS, augmentation_config
 from .collapse import critical_radius
 from .data import ForensicCollator
 from .defaults import CONFIGURATIONS
-from .evaluation import score_splits, write_json
+from .evaluation import score_splits
+from .files import write_json
 from .finetuning import FINETUNING_MODES
 from .modeling_corit import image_processor_for
 from .study_report import write_report
