@@ -2,8 +2,8 @@
 
 from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
 
-from .configuration_corit import CoritConfig
-from .modeling_corit import CoritForImageClassification, CoritPreTrainedModel, image_processor_for
+from .models.configuration_corit import CoritConfig
+from .models.modeling_corit import CoritForImageClassification, CoritPreTrainedModel, image_processor_for
 
 
 __version__ = "0.1.0"

@@ -16,7 +16,7 @@ from . import defaults
 def train(args: argparse.Namespace) -> int:
     """Train one detector and save it with metrics.json and gsnr.jsonl (rank 0 alone, under torchrun)."""
     from .evaluation import format_score_table, score_dataset
-    from .modeling_corit import image_processor_for
+    from .models.modeling_corit import image_processor_for
     from .training import (
         best_checkpoint_record,
         build_detector,

@@ -20,7 +20,7 @@ from huggingface_hub import (
 from huggingface_hub.utils import validate_repo_id
 
 from .collapse import SCORE_NAMES
-from .configuration_corit import CoritConfig
+from .models.configuration_corit import CoritConfig
 from .evaluation import EVAL_RESULTS_FILE
 from .resources import PACKAGE_DIR, card_template, shared_folder
 from .training import GSNR_FILE, METRICS_FILE

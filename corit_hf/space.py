@@ -23,7 +23,7 @@ from transformers.image_processing_utils import BaseImageProcessor
 
 from .data import FAMILIES, ImageLoadError, open_image
 from .evaluation import fake_probability
-from .modeling_corit import CLIP_MEAN, CLIP_STD, CoritForImageClassification
+from .models.modeling_corit import CLIP_MEAN, CLIP_STD, CoritForImageClassification
 from .video import is_video_path
 
 

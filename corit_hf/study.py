@@ -32,8 +32,8 @@ from .data import ForensicCollator
 from .defaults import CONFIGURATIONS
 from .evaluation import score_splits
 from .files import write_json
-from .finetuning import FINETUNING_MODES
-from .modeling_corit import image_processor_for
+from .models.finetuning import FINETUNING_MODES
+from .models.modeling_corit import image_processor_for
 from .study_report import write_report
 from .training import (
     build_detector,

@@ -16,12 +16,12 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .augmentation import AugmentationConfig, AugmentedDataset
 from .collapse import HEADLINE_SCORES, detection_scores
-from .configuration_corit import CoritConfig
+from .models.configuration_corit import CoritConfig
 from .data import build_benchmark, load_forensic_folder
 from .evaluation import batch_collator, fake_probability, is_fake, real_label_id
 from .files import write_json, write_text_atomic
-from .finetuning import apply_finetuning
-from .modeling_corit import CoritForImageClassification, image_processor_for
+from .models.finetuning import apply_finetuning
+from .models.modeling_corit import CoritForImageClassification, image_processor_for
 from .priors import resolve_backbone
 from .trainer import CoritTrainer, CoritTrainingArguments
 from .video_scores import FrameOptions

@@ -23,7 +23,7 @@ from transformers import (
 )
 
 from corit_hf import CoritConfig, CoritForImageClassification
-from corit_hf.finetuning import apply_finetuning
+from corit_hf.models.finetuning import apply_finetuning
 
 
 TINY_VISION = {
