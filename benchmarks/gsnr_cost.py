@@ -23,7 +23,7 @@ import torch
 from step_cost import make_trainer, timed_step
 
 from corit_hf import CoritConfig, CoritForImageClassification
-from corit_hf.gsnr import gsnr_by_layer, microbatch_moments, split_batch, trainable_parameters
+from corit_hf.training.gsnr import gsnr_by_layer, microbatch_moments, split_batch, trainable_parameters
 
 
 def median_times(parts: dict[str, Callable[[], object]], reps: int) -> dict[str, float]:

@@ -22,8 +22,8 @@ import warnings
 import torch
 
 from corit_hf import CoritConfig, CoritForImageClassification
-from corit_hf.gsnr import layer_gsnr
-from corit_hf.trainer import CoritTrainer, CoritTrainingArguments
+from corit_hf.training.gsnr import layer_gsnr
+from corit_hf.training.trainer import CoritTrainer, CoritTrainingArguments
 
 
 def make_trainer(model, output_dir: str, optimizer: torch.optim.Optimizer | None, **sam_gsnr) -> CoritTrainer:

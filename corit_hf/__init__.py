@@ -25,7 +25,7 @@ __all__ = [
 def __getattr__(name: str):
     # The trainer pulls in Trainer/accelerate: imported on first use so `import corit_hf` and `corit --help` stay fast.
     if name in ("CoritTrainer", "CoritTrainingArguments"):
-        from . import trainer
+        from .training import trainer
 
         return getattr(trainer, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

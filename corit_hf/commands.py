@@ -17,7 +17,7 @@ def train(args: argparse.Namespace) -> int:
     """Train one detector and save it with metrics.json and gsnr.jsonl (rank 0 alone, under torchrun)."""
     from .evaluation import format_score_table, score_dataset
     from .models.modeling_corit import image_processor_for
-    from .training import (
+    from .training.run import (
         best_checkpoint_record,
         build_detector,
         class_names,
@@ -93,7 +93,7 @@ def train(args: argparse.Namespace) -> int:
 
 def _augmentation(args: argparse.Namespace):
     """The training augmentation from --augment and its flags; the default depends on --data."""
-    from .augmentation import augmentation_config
+    from .training.augmentation import augmentation_config
 
     name = args.augment or (defaults.AUGMENT_FOLDER if args.data else defaults.AUGMENT_BENCHMARK)
     return augmentation_config(
@@ -119,7 +119,7 @@ def _model_overrides(args: argparse.Namespace) -> dict:
 def _training_args(args: argparse.Namespace):
     """CoritTrainingArguments from the `train` flags; the learning rate default depends on --backbone."""
     from .priors import PRIORS
-    from .training import training_arguments
+    from .training.run import training_arguments
 
     learning_rate = args.lr
     if learning_rate is None:
@@ -149,7 +149,7 @@ def _training_args(args: argparse.Namespace):
 
 def _workers(requested: int | None) -> int:
     """--workers, else `default_workers` for this many training processes (torchrun sets WORLD_SIZE)."""
-    from .training import default_workers
+    from .training.run import default_workers
 
     if requested is not None:
         if requested < 0:
@@ -195,7 +195,7 @@ def evaluate(args: argparse.Namespace) -> int:
         robustness_sweep,
         write_robustness_plot,
     )
-    from .training import load_data
+    from .training.run import load_data
 
     _check_positive(batch_size=args.batch_size, n_test=args.n_test)
     perturbations = parse_perturbations(args.perturb or [])

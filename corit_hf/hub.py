@@ -20,10 +20,10 @@ from huggingface_hub import (
 from huggingface_hub.utils import validate_repo_id
 
 from .collapse import SCORE_NAMES
-from .models.configuration_corit import CoritConfig
 from .evaluation import EVAL_RESULTS_FILE
+from .models.configuration_corit import CoritConfig
 from .resources import PACKAGE_DIR, card_template, shared_folder
-from .training import GSNR_FILE, METRICS_FILE
+from .training.run import GSNR_FILE, METRICS_FILE
 
 
 MODEL_CARD = "model_card.md"

@@ -1,7 +1,7 @@
 """Robustness sweeps of `corit evaluate --perturb`: the scores of a detector on test images degraded step by step.
 
 The field reports how a detector holds up under JPEG quality 100..30, Gaussian blur sigma 0..4, downscaling and
-noise, applied to real and fake images alike. The degradations are those of `corit_hf.degradations`, the same
+noise, applied to real and fake images alike. The degradations are those of `corit_hf.data.degradations`, the same
 functions the training augmentation uses; random ones (noise) draw from a generator seeded by the image's index,
 so a sweep is deterministic.
 """
@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from .collapse import DEFAULT_MARGIN, DEFAULT_THRESHOLD, HEADLINE_SCORES, SCORE_NAMES
 from .data import open_image
-from .degradations import DEGRADATIONS
+from .data.degradations import DEGRADATIONS
 from .evaluation import score_dataset
 from .files import atomic_target
 

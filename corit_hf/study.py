@@ -26,7 +26,6 @@ from tqdm.auto import tqdm
 from transformers.utils import logging as transformers_logging
 
 from . import defaults
-from .augmentation import AUGMENTATIONS, augmentation_config
 from .collapse import critical_radius
 from .data import ForensicCollator
 from .defaults import CONFIGURATIONS
@@ -35,7 +34,8 @@ from .files import write_json
 from .models.finetuning import FINETUNING_MODES
 from .models.modeling_corit import image_processor_for
 from .study_report import write_report
-from .training import (
+from .training.augmentation import AUGMENTATIONS, augmentation_config
+from .training.run import (
     build_detector,
     detector_config,
     final_train_loss,

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from test_trainer import common_args, image_dataset, tiny_corit
 
-from corit_hf.trainer import CoritTrainer, CoritTrainingArguments
+from corit_hf.training.trainer import CoritTrainer, CoritTrainingArguments
 
 
 def main(output_dir: Path, ascent_every: int) -> None:

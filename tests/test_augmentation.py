@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from corit_hf.augmentation import AugmentationConfig, AugmentedDataset, augment_image
 from corit_hf.cli import main
 from corit_hf.data import build_benchmark
-from corit_hf.degradations import DEGRADATIONS
-from corit_hf.training import build_detector, train_detector, training_arguments
+from corit_hf.data.degradations import DEGRADATIONS
+from corit_hf.training.augmentation import AugmentationConfig, AugmentedDataset, augment_image
+from corit_hf.training.run import build_detector, train_detector, training_arguments
 
 
 def photo(width: int = 80, height: int = 72) -> Image.Image:

@@ -12,7 +12,7 @@ from corit_hf.distillation import RECORD_FILE, Student, agreement, fixed_holdout
 from corit_hf.distillation_data import HELD_OUT_BUNDLED
 from corit_hf.priors import PRIORS
 from corit_hf.teacher import TEACHER_IMAGE_SIZE, TeacherError, installed_teacher_file, load_teacher, teacher_inputs
-from corit_hf.training import build_detector, detector_config
+from corit_hf.training.run import build_detector, detector_config
 
 
 TEACHER_FILE = installed_teacher_file()

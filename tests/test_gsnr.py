@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from corit_hf import CoritConfig, CoritForImageClassification
-from corit_hf.gsnr import layer_groups, layer_gsnr, microbatch_moments
+from corit_hf.training.gsnr import layer_groups, layer_gsnr, microbatch_moments
 
 
 def squared_error(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:

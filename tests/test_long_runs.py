@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import corit_hf.training
+import corit_hf.training.run
 from corit_hf.cli import main
 
 
@@ -77,7 +77,7 @@ def crafted_validation_curve(monkeypatch):
     def scripted(real_id):
         return lambda prediction: {"auc": next(curve), "ap": 0.5, "accuracy": 0.5}
 
-    monkeypatch.setattr(corit_hf.training, "validation_metrics", scripted)
+    monkeypatch.setattr(corit_hf.training.run, "validation_metrics", scripted)
 
 
 def test_the_saved_model_is_the_best_checkpoint_by_validation_auc(tmp_path, crafted_validation_curve):

@@ -6,7 +6,7 @@ import pytest
 
 from corit_hf.cli import main
 from corit_hf.collapse import HEADLINE_SCORES
-from corit_hf.training import build_detector
+from corit_hf.training.run import build_detector
 
 
 SWEEP = ["--perturb", "jpeg=100,50", "--perturb", "blur=0,2", "--perturb", "resize=1,0.5", "--perturb", "noise=0,20"]

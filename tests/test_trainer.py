@@ -13,7 +13,7 @@ from transformers import PreTrainedConfig, PreTrainedModel, Trainer, TrainingArg
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from corit_hf import CoritConfig, CoritForImageClassification
-from corit_hf.trainer import CoritTrainer, CoritTrainingArguments
+from corit_hf.training.trainer import CoritTrainer, CoritTrainingArguments
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

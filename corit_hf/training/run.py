@@ -14,17 +14,17 @@ from peft import PeftModel
 from transformers import AutoConfig, EarlyStoppingCallback, EvalPrediction, PreTrainedModel, PrinterCallback, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from ..collapse import HEADLINE_SCORES, detection_scores
+from ..data import build_benchmark, load_forensic_folder
+from ..evaluation import batch_collator, fake_probability, is_fake, real_label_id
+from ..files import write_json, write_text_atomic
+from ..models.configuration_corit import CoritConfig
+from ..models.finetuning import apply_finetuning
+from ..models.modeling_corit import CoritForImageClassification, image_processor_for
+from ..priors import resolve_backbone
+from ..video_scores import FrameOptions
 from .augmentation import AugmentationConfig, AugmentedDataset
-from .collapse import HEADLINE_SCORES, detection_scores
-from .models.configuration_corit import CoritConfig
-from .data import build_benchmark, load_forensic_folder
-from .evaluation import batch_collator, fake_probability, is_fake, real_label_id
-from .files import write_json, write_text_atomic
-from .models.finetuning import apply_finetuning
-from .models.modeling_corit import CoritForImageClassification, image_processor_for
-from .priors import resolve_backbone
 from .trainer import CoritTrainer, CoritTrainingArguments
-from .video_scores import FrameOptions
 
 
 METRICS_FILE = "metrics.json"
