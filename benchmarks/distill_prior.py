@@ -16,8 +16,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from corit_hf.distillation import DistillSettings, distill
-from corit_hf.priors import PRIORS
+from corit_hf.prior.distill import DistillSettings, distill
+from corit_hf.prior.registry import PRIORS
 
 
 PACKAGES = {

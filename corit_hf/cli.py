@@ -488,7 +488,7 @@ def add_distill_command(subparsers: argparse._SubParsersAction) -> None:
 
 def run_distill(args: argparse.Namespace) -> int:
     """Handler of `corit distill`."""
-    from .distillation import DistillSettings, distill
+    from .prior.distill import DistillSettings, distill
 
     settings = DistillSettings(
         images=args.images,

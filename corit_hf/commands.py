@@ -118,7 +118,7 @@ def _model_overrides(args: argparse.Namespace) -> dict:
 
 def _training_args(args: argparse.Namespace):
     """CoritTrainingArguments from the `train` flags; the learning rate default depends on --backbone."""
-    from .priors import PRIORS
+    from .prior.registry import PRIORS
     from .training.run import training_arguments
 
     learning_rate = args.lr

@@ -8,10 +8,16 @@ import torch
 from PIL import Image
 
 from corit_hf.cli import main
-from corit_hf.distillation import RECORD_FILE, Student, agreement, fixed_holdout_set
-from corit_hf.distillation_data import HELD_OUT_BUNDLED
-from corit_hf.priors import PRIORS
-from corit_hf.teacher import TEACHER_IMAGE_SIZE, TeacherError, installed_teacher_file, load_teacher, teacher_inputs
+from corit_hf.prior.crops import HELD_OUT_BUNDLED
+from corit_hf.prior.distill import RECORD_FILE, Student, agreement, fixed_holdout_set
+from corit_hf.prior.registry import PRIORS
+from corit_hf.prior.teacher import (
+    TEACHER_IMAGE_SIZE,
+    TeacherError,
+    installed_teacher_file,
+    load_teacher,
+    teacher_inputs,
+)
 from corit_hf.training.run import build_detector, detector_config
 
 

@@ -21,7 +21,7 @@ from ..files import write_json, write_text_atomic
 from ..models.configuration_corit import CoritConfig
 from ..models.finetuning import apply_finetuning
 from ..models.modeling_corit import CoritForImageClassification, image_processor_for
-from ..priors import resolve_backbone
+from ..prior.registry import resolve_backbone
 from ..video_scores import FrameOptions
 from .augmentation import AugmentationConfig, AugmentedDataset
 from .trainer import CoritTrainer, CoritTrainingArguments

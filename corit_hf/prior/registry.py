@@ -3,7 +3,7 @@
 from pathlib import Path
 
 
-PRIORS = {"tiny-semantic": Path(__file__).parent / "priors" / "tiny-semantic"}
+PRIORS = {"tiny-semantic": Path(__file__).parent / "tiny-semantic"}
 """Name -> `CLIPVisionModel` folder. `tiny-semantic`: the `tiny` shape distilled from an ImageNet teacher
 (`corit distill`; its README.md is the model card)."""
 

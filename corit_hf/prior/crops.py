@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageFilter
 
-from .data.sources import bundled_photos
-from .evaluation import collect_image_paths
+from ..data.sources import bundled_photos
+from ..evaluation import collect_image_paths
 
 
 logger = logging.getLogger(__name__)
