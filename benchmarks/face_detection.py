@@ -18,7 +18,7 @@ from PIL import Image, ImageEnhance, ImageFilter
 from skimage import data as skimage_data
 from sklearn.datasets import load_sample_images
 
-from corit_hf.faces import FaceDetector
+from corit_hf.video.faces import FaceDetector
 
 
 FACE_BOXES = {"astronaut": (165, 45, 290, 185), "grace_hopper": (170, 120, 360, 340)}

@@ -17,8 +17,8 @@ import numpy as np
 from PIL import Image
 from skimage import data as skimage_data
 
-from corit_hf.faces import crop_largest_faces, shared_detector
-from corit_hf.video import sample_frames
+from corit_hf.video.faces import crop_largest_faces, shared_detector
+from corit_hf.video.frames import sample_frames
 
 
 SIZE = (1280, 720)

@@ -15,7 +15,7 @@ from . import defaults
 
 def train(args: argparse.Namespace) -> int:
     """Train one detector and save it with metrics.json and gsnr.jsonl (rank 0 alone, under torchrun)."""
-    from .evaluation import format_score_table, score_dataset
+    from .evaluation.scoring import format_score_table, score_dataset
     from .models.modeling_corit import image_processor_for
     from .training.run import (
         best_checkpoint_record,
@@ -180,21 +180,15 @@ def _checkpoint_arguments(args: argparse.Namespace) -> dict:
 
 def evaluate(args: argparse.Namespace) -> int:
     """Score a saved model on every test split; print the table and write eval_results.json."""
-    from .evaluation import (
-        EVAL_RESULTS_FILE,
-        eval_results,
-        format_score_table,
-        load_detector,
-        score_splits,
-        write_json,
-    )
-    from .robustness import (
+    from .evaluation.robustness import (
         ROBUSTNESS_PLOT,
         format_robustness_table,
         parse_perturbations,
         robustness_sweep,
         write_robustness_plot,
     )
+    from .evaluation.scoring import EVAL_RESULTS_FILE, eval_results, format_score_table, load_detector, score_splits
+    from .files import write_json
     from .training.run import load_data
 
     _check_positive(batch_size=args.batch_size, n_test=args.n_test)
@@ -236,14 +230,9 @@ def evaluate(args: argparse.Namespace) -> int:
 
 def predict(args: argparse.Namespace) -> int:
     """Fake probabilities of image files and folders as CSV / JSON Lines; unreadable files go to stderr."""
-    from .evaluation import (
-        atomic_target,
-        collect_image_paths,
-        load_detector,
-        predict_files,
-        prediction_format,
-        write_predictions,
-    )
+    from .evaluation.predict import collect_image_paths, predict_files, prediction_format, write_predictions
+    from .evaluation.scoring import load_detector
+    from .files import atomic_target
 
     _check_positive(batch_size=args.batch_size)
     file_format = prediction_format(args.output, args.format)
@@ -321,7 +310,7 @@ def _model_folder(model: str) -> Path:
 
 def _frame_options(args: argparse.Namespace):
     """FrameOptions from --frames, --faces, --face-fallback and --aggregate (checked before any model loads)."""
-    from .video_scores import FrameOptions
+    from .video.inputs import FrameOptions
 
     options = FrameOptions(
         frames=args.frames,
@@ -330,7 +319,7 @@ def _frame_options(args: argparse.Namespace):
         aggregate=getattr(args, "aggregate", "mean"),
     )
     if options.faces:
-        from .faces import shared_detector
+        from .video.faces import shared_detector
 
         shared_detector()  # a missing video extra fails here, before any work
     return options

@@ -19,8 +19,8 @@ from huggingface_hub import (
 )
 from huggingface_hub.utils import validate_repo_id
 
-from .collapse import SCORE_NAMES
-from .evaluation import EVAL_RESULTS_FILE
+from .evaluation.collapse import SCORE_NAMES
+from .evaluation.scoring import EVAL_RESULTS_FILE
 from .models.configuration_corit import CoritConfig
 from .resources import PACKAGE_DIR, card_template, shared_folder
 from .training.run import GSNR_FILE, METRICS_FILE

@@ -22,9 +22,9 @@ from transformers import AutoConfig, AutoImageProcessor
 from transformers.image_processing_utils import BaseImageProcessor
 
 from .data import FAMILIES, ImageLoadError, open_image
-from .evaluation import fake_probability
+from .evaluation.scoring import fake_probability
 from .models.modeling_corit import CLIP_MEAN, CLIP_STD, CoritForImageClassification
-from .video import is_video_path
+from .video.frames import is_video_path
 
 
 TITLE = "CoRIT forged-image detector"

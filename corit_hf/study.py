@@ -26,10 +26,10 @@ from tqdm.auto import tqdm
 from transformers.utils import logging as transformers_logging
 
 from . import defaults
-from .collapse import critical_radius
 from .data import ForensicCollator
 from .defaults import CONFIGURATIONS
-from .evaluation import score_splits
+from .evaluation.collapse import critical_radius
+from .evaluation.scoring import score_splits
 from .files import write_json
 from .models.finetuning import FINETUNING_MODES
 from .models.modeling_corit import image_processor_for

@@ -11,7 +11,7 @@ from PIL import Image
 from transformers import AutoModelForImageClassification
 
 from corit_hf.cli import main
-from corit_hf.collapse import SCORE_NAMES
+from corit_hf.evaluation.collapse import SCORE_NAMES
 
 
 TINY_DATA = ["--n-train", "32", "--n-test", "16"]

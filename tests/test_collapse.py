@@ -2,7 +2,7 @@
 
 import pytest
 
-from corit_hf.collapse import (
+from corit_hf.evaluation.collapse import (
     SCORE_NAMES,
     collapse_report,
     critical_radius,

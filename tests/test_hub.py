@@ -22,7 +22,7 @@ from huggingface_hub import ModelCard
 from packaging.requirements import Requirement
 
 from corit_hf.cli import main
-from corit_hf.collapse import SCORE_NAMES
+from corit_hf.evaluation.collapse import SCORE_NAMES
 from corit_hf.hub import render_model_card
 from corit_hf.metrics import OPTIMIZATION_COLLAPSE
 

@@ -7,7 +7,7 @@ import jinja2
 import numpy as np
 import pytest
 
-from corit_hf.collapse import SCORE_NAMES, detection_scores
+from corit_hf.evaluation.collapse import SCORE_NAMES, detection_scores
 from corit_hf.metrics import OPTIMIZATION_COLLAPSE
 
 

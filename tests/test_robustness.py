@@ -5,7 +5,7 @@ import json
 import pytest
 
 from corit_hf.cli import main
-from corit_hf.collapse import HEADLINE_SCORES
+from corit_hf.evaluation.collapse import HEADLINE_SCORES
 from corit_hf.training.run import build_detector
 
 

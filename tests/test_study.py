@@ -8,8 +8,8 @@ from PIL import Image
 
 from corit_hf import defaults
 from corit_hf.cli import main
-from corit_hf.collapse import critical_radius
 from corit_hf.defaults import CONFIGURATIONS
+from corit_hf.evaluation.collapse import critical_radius
 
 
 CONFIGS = ["baseline", "corit"]

@@ -19,10 +19,10 @@ from PIL import Image
 from skimage import data as skimage_data
 
 from corit_hf.cli import main
-from corit_hf.collapse import collapse_report
-from corit_hf.faces import FaceBox, crop_face, crop_largest_faces, shared_detector
-from corit_hf.video import VideoLoadError, sample_frames
-from corit_hf.video_scores import aggregate_videos, video_report
+from corit_hf.evaluation.collapse import collapse_report
+from corit_hf.evaluation.video_scores import aggregate_videos, video_report
+from corit_hf.video.faces import FaceBox, crop_face, crop_largest_faces, shared_detector
+from corit_hf.video.frames import VideoLoadError, sample_frames
 
 
 FRAME_SIZE = (160, 120)

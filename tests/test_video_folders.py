@@ -8,7 +8,7 @@ from _videos import astronaut, forge_region, moving_crops, write_video
 
 from corit_hf.cli import main
 from corit_hf.data import load_forensic_folder
-from corit_hf.video_scores import FrameOptions
+from corit_hf.video.inputs import FrameOptions
 
 
 TWO_FRAMES = FrameOptions(frames=2)

@@ -1,9 +1,9 @@
 """Image degradations the field trains against and tests under: JPEG, Gaussian blur, downscaling, noise.
 
-One definition shared by training augmentation (`corit_hf.training.augmentation`) and the robustness sweeps of
-`corit evaluate --perturb` (`corit_hf.robustness`), so a model is tested under exactly the degradation it was
-trained with. Each takes an RGB PIL image, a level and a NumPy generator (used by the random ones) and returns
-an RGB PIL image.
+One definition shared by training augmentation (`corit_hf.training.augmentation`) and the robustness sweeps
+of `corit evaluate --perturb` (`corit_hf.evaluation.robustness`), so a model is tested under exactly the
+degradation it was trained with. Each takes an RGB PIL image, a level and a NumPy generator (used by the
+random ones) and returns an RGB PIL image.
 """
 
 import io

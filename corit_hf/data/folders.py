@@ -18,8 +18,8 @@ from typing import NamedTuple
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value
 from PIL import Image as PILImage
 
-from ..video import VideoLoadError, is_video_path
-from ..video_scores import FrameOptions, PreparedFrames, prepare_images, prepare_video
+from ..video.frames import VideoLoadError, is_video_path
+from ..video.inputs import FrameOptions, PreparedFrames, prepare_images, prepare_video
 from .images import DEFAULT_MAX_PIXELS, ImageLoadError, open_image
 from .video_folders import VIDEO_LAYOUTS, Candidate, find_video_layout, png_bytes, shrink
 

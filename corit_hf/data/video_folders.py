@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from PIL import Image
 
-from ..video import is_video_path
+from ..video.frames import is_video_path
 
 
 FF_REAL, FF_FAKE = "original_sequences", "manipulated_sequences"

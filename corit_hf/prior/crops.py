@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from ..data.sources import bundled_photos
-from ..evaluation import collect_image_paths
+from ..evaluation.predict import collect_image_paths
 
 
 logger = logging.getLogger(__name__)

@@ -22,11 +22,11 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import CLIPVisionConfig, CLIPVisionModel, get_cosine_schedule_with_warmup, set_seed
 
+from .. import defaults
 from ..data.families import single_threaded_torch
 from ..files import atomic_target, write_json, write_text_atomic
 from ..models.configuration_corit import PRESETS
 from ..models.modeling_corit import CLIP_MEAN, CLIP_STD
-from . import defaults
 from .crops import ImagePool, build_pools, bundled_holdout_pool, degrade, pool_crops
 from .teacher import TEACHER_PACKAGE, TEACHER_VERSION, load_teacher, teacher_inputs
 

@@ -14,15 +14,15 @@ from peft import PeftModel
 from transformers import AutoConfig, EarlyStoppingCallback, EvalPrediction, PreTrainedModel, PrinterCallback, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from ..collapse import HEADLINE_SCORES, detection_scores
 from ..data import build_benchmark, load_forensic_folder
-from ..evaluation import batch_collator, fake_probability, is_fake, real_label_id
+from ..evaluation.collapse import HEADLINE_SCORES, detection_scores
+from ..evaluation.scoring import batch_collator, fake_probability, is_fake, real_label_id
 from ..files import write_json, write_text_atomic
 from ..models.configuration_corit import CoritConfig
 from ..models.finetuning import apply_finetuning
 from ..models.modeling_corit import CoritForImageClassification, image_processor_for
 from ..prior.registry import resolve_backbone
-from ..video_scores import FrameOptions
+from ..video.inputs import FrameOptions
 from .augmentation import AugmentationConfig, AugmentedDataset
 from .trainer import CoritTrainer, CoritTrainingArguments
 

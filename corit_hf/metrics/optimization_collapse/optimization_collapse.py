@@ -3,7 +3,7 @@
 import datasets
 import evaluate
 
-from corit_hf.collapse import DEFAULT_MARGIN, DEFAULT_THRESHOLD, collapse_report, critical_radius
+from corit_hf.evaluation.collapse import DEFAULT_MARGIN, DEFAULT_THRESHOLD, collapse_report, critical_radius
 
 
 _DESCRIPTION = """
@@ -19,7 +19,7 @@ Given a SAM radius sweep (`rhos` and the held-out AUC of the run trained with ea
 it also returns the Critical Optimization Radius `cor`: the largest rho whose run keeps at least half of the
 rho = 0 run's above-chance AUC (AUC - 0.5), interpolated linearly between grid points.
 
-The definitions live in `corit_hf.collapse`, shared with `corit evaluate` and `corit study`.
+The definitions live in `corit_hf.evaluation.collapse`, shared with `corit evaluate` and `corit study`.
 """
 
 _KWARGS_DESCRIPTION = """

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.metrics import accuracy_score, average_precision_score, roc_auc_score, roc_curve
 
-from .defaults import MARGIN as DEFAULT_MARGIN
-from .defaults import THRESHOLD as DEFAULT_THRESHOLD
+from ..defaults import MARGIN as DEFAULT_MARGIN
+from ..defaults import THRESHOLD as DEFAULT_THRESHOLD
 
 
 ONE_CLASS_FRACTION = 0.95

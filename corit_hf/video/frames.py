@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .defaults import VIDEO_FRAMES as DEFAULT_FRAMES
+from ..defaults import VIDEO_FRAMES as DEFAULT_FRAMES
 
 
 MAX_FRAME_PIXELS = 7680 * 4320

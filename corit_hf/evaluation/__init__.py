@@ -1,0 +1,1 @@
+"""Evaluation: the field's detection scores, collapse and COR (collapse.py), scoring, predictions, robustness."""

@@ -1,0 +1,1 @@
+"""Videos and faces: frame sampling with PyAV, MTCNN face crops, and the model inputs made from them."""
