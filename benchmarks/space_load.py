@@ -24,7 +24,7 @@ import numpy as np
 from gradio_client import Client, handle_file
 
 from corit_hf import CoritConfig, CoritForImageClassification
-from corit_hf.space import CONCURRENCY_LIMIT, example_files
+from corit_hf.app.space import CONCURRENCY_LIMIT, example_files
 
 
 def timed_session(url: str, image: Path, requests: int) -> list[float]:

@@ -13,7 +13,7 @@ import tempfile
 import time
 
 from corit_hf import defaults
-from corit_hf.study import StudySettings, run_study
+from corit_hf.study.run import StudySettings, run_study
 
 
 def time_study(settings: StudySettings, workers: int) -> float:

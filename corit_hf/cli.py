@@ -534,7 +534,7 @@ def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
 
 def run_push(args: argparse.Namespace) -> int:
     """Handler of `corit push`."""
-    from .hub import push_model
+    from .hub.push import push_model
 
     return report_hub_upload(
         args,
@@ -552,7 +552,7 @@ def run_push(args: argparse.Namespace) -> int:
 
 def run_push_space(args: argparse.Namespace) -> int:
     """Handler of `corit push-space`."""
-    from .hub import push_space
+    from .hub.push import push_space
 
     return report_hub_upload(
         args,
@@ -569,7 +569,7 @@ def run_push_space(args: argparse.Namespace) -> int:
 
 def run_push_metric(args: argparse.Namespace) -> int:
     """Handler of `corit push-metric`."""
-    from .hub import push_metric
+    from .hub.push import push_metric
 
     return report_hub_upload(
         args, lambda: push_metric(args.repo_id, private=args.private, token=args.token, endpoint=args.endpoint)
@@ -607,7 +607,7 @@ def hub_error_message(error) -> str:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Handler of `corit serve`: blocks until the server stops."""
-    from .space import build_demo, launch
+    from .app.space import build_demo, launch
 
     launch(build_demo(args.model), server_name=args.host, server_port=args.port, share=args.share == "on")
     return 0

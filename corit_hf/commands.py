@@ -257,8 +257,8 @@ def predict(args: argparse.Namespace) -> int:
 
 def study(args: argparse.Namespace) -> int:
     """Run or resume the collapse study and print its Markdown summary."""
-    from .study import StudySettings, run_study
-    from .study_report import study_markdown
+    from .study.report import study_markdown
+    from .study.run import StudySettings, run_study
 
     _check_training_counts(args)
     settings = StudySettings(

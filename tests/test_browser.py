@@ -11,7 +11,7 @@ import httpx
 import pytest
 from _app_inputs import free_port, save_tiny_model
 
-from corit_hf.space import TITLE
+from corit_hf.app.space import TITLE
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -23,7 +23,7 @@ from packaging.requirements import Requirement
 
 from corit_hf.cli import main
 from corit_hf.evaluation.collapse import SCORE_NAMES
-from corit_hf.hub import render_model_card
+from corit_hf.hub.push import render_model_card
 from corit_hf.metrics import OPTIMIZATION_COLLAPSE
 
 
@@ -208,7 +208,7 @@ def test_push_space_deploys_the_app_and_points_it_at_the_model(hub, capsys):
     assert hub.state.variables == {"acme/corit-demo": {"CORIT_MODEL": "acme/corit-tiny"}}
     [commit] = hub.state.commits
     assert commit.repo_type == "space"
-    assert {"README.md", "app.py", "requirements.txt", "corit_hf/__init__.py", "corit_hf/space.py"} <= set(
+    assert {"README.md", "app.py", "requirements.txt", "corit_hf/__init__.py", "corit_hf/app/space.py"} <= set(
         commit.files
     )
     package = [path for path in commit.files if path.startswith("corit_hf/")]
@@ -268,7 +268,7 @@ def test_push_metric_deploys_the_metric_folder_with_the_package(hub, capsys):
     [commit] = hub.state.commits
     root_files = {path for path in commit.files if "/" not in path}
     assert root_files == {"README.md", "app.py", "requirements.txt", "optimization_collapse.py"}
-    assert {"corit_hf/collapse.py", "corit_hf/__init__.py"} <= set(commit.files)
+    assert {"corit_hf/evaluation/collapse.py", "corit_hf/__init__.py"} <= set(commit.files)
     metadata = front_matter(commit.files["README.md"].decode())
     assert metadata["app_file"] == "app.py" and "metric" in metadata["tags"]
     assert "acme/optimization_collapse" in capsys.readouterr().out

@@ -13,7 +13,7 @@ from _app_inputs import bad_inputs, odd_but_valid_inputs, photo_png, save_tiny_m
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from corit_hf.space import MODEL_ENV, TILE_SIZE, build_demo, launch, layer_contributions, load_detector
+from corit_hf.app.space import MODEL_ENV, TILE_SIZE, build_demo, launch, layer_contributions, load_detector
 
 
 CLIENTS, REQUESTS_PER_CLIENT = 16, 5

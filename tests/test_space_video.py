@@ -7,8 +7,8 @@ from gradio_client import Client, handle_file
 from PIL import Image
 from test_space import served
 
-from corit_hf.space import analyse_uploads, load_detector
-from corit_hf.space_video import SPACE_FRAMES, STRIP_COLUMNS, STRIP_HEIGHT
+from corit_hf.app.space import analyse_uploads, load_detector
+from corit_hf.app.video import SPACE_FRAMES, STRIP_COLUMNS, STRIP_HEIGHT
 
 
 @pytest.fixture(scope="module")

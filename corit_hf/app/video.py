@@ -11,9 +11,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 
-from .evaluation.scoring import image_probabilities
-from .video.faces import crop_largest_faces
-from .video.frames import VideoLoadError, sample_frames
+from ..evaluation.scoring import image_probabilities
+from ..video.faces import crop_largest_faces
+from ..video.frames import VideoLoadError, sample_frames
 
 
 SPACE_FRAMES = 16

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from .files import atomic_target, write_json, write_text_atomic
+from ..files import atomic_target, write_json, write_text_atomic
 
 
 REPORT_FILES = ("study.json", "study.csv", "study.md", "auc_vs_rho.png", "gsnr_heatmap.png")

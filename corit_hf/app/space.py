@@ -21,10 +21,10 @@ from pydantic import model_validator
 from transformers import AutoConfig, AutoImageProcessor
 from transformers.image_processing_utils import BaseImageProcessor
 
-from .data import FAMILIES, ImageLoadError, open_image
-from .evaluation.scoring import fake_probability
-from .models.modeling_corit import CLIP_MEAN, CLIP_STD, CoritForImageClassification
-from .video.frames import is_video_path
+from ..data import FAMILIES, ImageLoadError, open_image
+from ..evaluation.scoring import fake_probability
+from ..models.modeling_corit import CLIP_MEAN, CLIP_STD, CoritForImageClassification
+from ..video.frames import is_video_path
 
 
 TITLE = "CoRIT forged-image detector"
@@ -155,7 +155,7 @@ def readable_error(error: ImageLoadError, path: str) -> str:
 
 def analyse_videos(detector: Detector, paths: list[str], output_dir: Path) -> tuple[list, list, list[str]]:
     """Results rows and gallery items (PNGs in `output_dir`) of the usable videos, messages for the rest."""
-    from .space_video import VideoLoadError, analyse_video
+    from .video import VideoLoadError, analyse_video
 
     results, gallery, problems = [], [], []
     for path in paths:

@@ -19,11 +19,11 @@ from huggingface_hub import (
 )
 from huggingface_hub.utils import validate_repo_id
 
-from .evaluation.collapse import SCORE_NAMES
-from .evaluation.scoring import EVAL_RESULTS_FILE
-from .models.configuration_corit import CoritConfig
-from .resources import PACKAGE_DIR, card_template, shared_folder
-from .training.run import GSNR_FILE, METRICS_FILE
+from ..evaluation.collapse import SCORE_NAMES
+from ..evaluation.scoring import EVAL_RESULTS_FILE
+from ..models.configuration_corit import CoritConfig
+from ..resources import PACKAGE_DIR, card_template, shared_folder
+from ..training.run import GSNR_FILE, METRICS_FILE
 
 
 MODEL_CARD = "model_card.md"
@@ -234,7 +234,7 @@ def push_space(
 
     The model is set twice: in the README's `models:` list and as the Space variable CORIT_MODEL the app reads.
     """
-    from .space import MODEL_ENV
+    from ..app.space import MODEL_ENV
 
     validate_repo_id(model_id)
     operations = space_operations(Path(space_dir) if space_dir else shared_folder(SPACE_FOLDER), model_id)
@@ -250,7 +250,7 @@ def push_space(
 def push_metric(repo_id: str, *, private: bool = False, token: str | None = None, endpoint: str | None = None) -> str:
     """Create or update the `optimization_collapse` metric Space `repo_id` (the evaluate module folder, its card
     and widget, next to the corit_hf package it imports); returns the commit URL."""
-    from .metrics import OPTIMIZATION_COLLAPSE
+    from ..metrics import OPTIMIZATION_COLLAPSE
 
     folder = Path(OPTIMIZATION_COLLAPSE)
     operations = [CommitOperationAdd(name, str(folder / name)) for name in METRIC_FILES]

@@ -25,17 +25,16 @@ from torch.utils.data import Dataset as TorchDataset
 from tqdm.auto import tqdm
 from transformers.utils import logging as transformers_logging
 
-from . import defaults
-from .data import ForensicCollator
-from .defaults import CONFIGURATIONS
-from .evaluation.collapse import critical_radius
-from .evaluation.scoring import score_splits
-from .files import write_json
-from .models.finetuning import FINETUNING_MODES
-from .models.modeling_corit import image_processor_for
-from .study_report import write_report
-from .training.augmentation import AUGMENTATIONS, augmentation_config
-from .training.run import (
+from .. import defaults
+from ..data import ForensicCollator
+from ..defaults import CONFIGURATIONS
+from ..evaluation.collapse import critical_radius
+from ..evaluation.scoring import score_splits
+from ..files import write_json
+from ..models.finetuning import FINETUNING_MODES
+from ..models.modeling_corit import image_processor_for
+from ..training.augmentation import AUGMENTATIONS, augmentation_config
+from ..training.run import (
     build_detector,
     detector_config,
     final_train_loss,
@@ -45,6 +44,7 @@ from .training.run import (
     train_detector,
     training_arguments,
 )
+from .report import write_report
 
 
 TEST_PREFIX = "test_"

@@ -1,0 +1,1 @@
+"""Publishing to the Hub: model cards, model, Space and metric uploads."""
