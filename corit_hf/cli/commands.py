@@ -1,4 +1,4 @@
-"""What `corit train`, `evaluate`, `predict` and `study` do with their parsed arguments (see `corit_hf.cli`).
+"""What `corit train`, `evaluate`, `predict` and `study` do with their parsed arguments (parsers: experiments.py).
 
 Each function returns the exit code. Bad paths and values raise FileNotFoundError / ValueError, which the CLI
 prints as one line with exit code 2.
@@ -10,14 +10,14 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from . import defaults
+from .. import defaults
 
 
 def train(args: argparse.Namespace) -> int:
     """Train one detector and save it with metrics.json and gsnr.jsonl (rank 0 alone, under torchrun)."""
-    from .evaluation.scoring import format_score_table, score_dataset
-    from .models.modeling_corit import image_processor_for
-    from .training.run import (
+    from ..evaluation.scoring import format_score_table, score_dataset
+    from ..models.modeling_corit import image_processor_for
+    from ..training.run import (
         best_checkpoint_record,
         build_detector,
         class_names,
@@ -93,7 +93,7 @@ def train(args: argparse.Namespace) -> int:
 
 def _augmentation(args: argparse.Namespace):
     """The training augmentation from --augment and its flags; the default depends on --data."""
-    from .training.augmentation import augmentation_config
+    from ..training.augmentation import augmentation_config
 
     name = args.augment or (defaults.AUGMENT_FOLDER if args.data else defaults.AUGMENT_BENCHMARK)
     return augmentation_config(
@@ -118,8 +118,8 @@ def _model_overrides(args: argparse.Namespace) -> dict:
 
 def _training_args(args: argparse.Namespace):
     """CoritTrainingArguments from the `train` flags; the learning rate default depends on --backbone."""
-    from .prior.registry import PRIORS
-    from .training.run import training_arguments
+    from ..prior.registry import PRIORS
+    from ..training.run import training_arguments
 
     learning_rate = args.lr
     if learning_rate is None:
@@ -149,7 +149,7 @@ def _training_args(args: argparse.Namespace):
 
 def _workers(requested: int | None) -> int:
     """--workers, else `default_workers` for this many training processes (torchrun sets WORLD_SIZE)."""
-    from .training.run import default_workers
+    from ..training.run import default_workers
 
     if requested is not None:
         if requested < 0:
@@ -180,16 +180,16 @@ def _checkpoint_arguments(args: argparse.Namespace) -> dict:
 
 def evaluate(args: argparse.Namespace) -> int:
     """Score a saved model on every test split; print the table and write eval_results.json."""
-    from .evaluation.robustness import (
+    from ..evaluation.robustness import (
         ROBUSTNESS_PLOT,
         format_robustness_table,
         parse_perturbations,
         robustness_sweep,
         write_robustness_plot,
     )
-    from .evaluation.scoring import EVAL_RESULTS_FILE, eval_results, format_score_table, load_detector, score_splits
-    from .files import write_json
-    from .training.run import load_data
+    from ..evaluation.scoring import EVAL_RESULTS_FILE, eval_results, format_score_table, load_detector, score_splits
+    from ..files import write_json
+    from ..training.run import load_data
 
     _check_positive(batch_size=args.batch_size, n_test=args.n_test)
     perturbations = parse_perturbations(args.perturb or [])
@@ -230,9 +230,9 @@ def evaluate(args: argparse.Namespace) -> int:
 
 def predict(args: argparse.Namespace) -> int:
     """Fake probabilities of image files and folders as CSV / JSON Lines; unreadable files go to stderr."""
-    from .evaluation.predict import collect_image_paths, predict_files, prediction_format, write_predictions
-    from .evaluation.scoring import load_detector
-    from .files import atomic_target
+    from ..evaluation.predict import collect_image_paths, predict_files, prediction_format, write_predictions
+    from ..evaluation.scoring import load_detector
+    from ..files import atomic_target
 
     _check_positive(batch_size=args.batch_size)
     file_format = prediction_format(args.output, args.format)
@@ -257,8 +257,8 @@ def predict(args: argparse.Namespace) -> int:
 
 def study(args: argparse.Namespace) -> int:
     """Run or resume the collapse study and print its Markdown summary."""
-    from .study.report import study_markdown
-    from .study.run import StudySettings, run_study
+    from ..study.report import study_markdown
+    from ..study.run import StudySettings, run_study
 
     _check_training_counts(args)
     settings = StudySettings(
@@ -310,7 +310,7 @@ def _model_folder(model: str) -> Path:
 
 def _frame_options(args: argparse.Namespace):
     """FrameOptions from --frames, --faces, --face-fallback and --aggregate (checked before any model loads)."""
-    from .video.inputs import FrameOptions
+    from ..video.inputs import FrameOptions
 
     options = FrameOptions(
         frames=args.frames,
@@ -319,7 +319,7 @@ def _frame_options(args: argparse.Namespace):
         aggregate=getattr(args, "aggregate", "mean"),
     )
     if options.faces:
-        from .video.faces import shared_detector
+        from ..video.faces import shared_detector
 
         shared_detector()  # a missing video extra fails here, before any work
     return options

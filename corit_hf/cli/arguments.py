@@ -1,0 +1,165 @@
+"""Argument groups shared by several `corit` commands (data, frames, backbone, model, augmentation, Hub)."""
+
+import argparse
+
+from .. import defaults
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, training: bool, folder: bool = True) -> None:
+    """--data (with `folder`) and the built-in benchmark's flags, shared by `train`, `evaluate` and `study`."""
+    group = parser.add_argument_group("data (default: the built-in offline forensic benchmark)")
+    if folder:
+        group.add_argument(
+            "--data",
+            metavar="FOLDER",
+            help="a real/fake image folder (real/fake, 0_real/1_fake, nature/ai) or a DatasetDict saved with "
+            "save_to_disk, instead of the built-in benchmark",
+        )
+    family_help = "to train on; every family is tested" if training else "the model was trained on (for the record)"
+    group.add_argument(
+        "--train-family",
+        default=defaults.TRAIN_FAMILY,
+        metavar="FAMILY",
+        help=f"benchmark forgery family {family_help} (default: %(default)s)",
+    )
+    if training:
+        group.add_argument(
+            "--n-train", type=int, default=defaults.N_TRAIN, help="benchmark training images (default: %(default)s)"
+        )
+    group.add_argument(
+        "--n-test", type=int, default=defaults.N_TEST, help="benchmark images per test split (default: %(default)s)"
+    )
+
+
+def add_frame_arguments(parser: argparse.ArgumentParser, aggregate: bool) -> None:
+    """--frames, --faces, --face-fallback (and --aggregate), shared by `train`, `evaluate` and `predict`."""
+    group = parser.add_argument_group("videos and faces")
+    group.add_argument(
+        "--frames",
+        type=int,
+        default=defaults.VIDEO_FRAMES,
+        metavar="N",
+        help="frames sampled per video, evenly in time (default: %(default)s)",
+    )
+    group.add_argument(
+        "--faces",
+        action="store_true",
+        help="crop every frame and image to its largest face (MTCNN; box enlarged 1.3x, square)",
+    )
+    group.add_argument(
+        "--face-fallback",
+        choices=("whole", "skip"),
+        default="whole",
+        help="a frame or image without a face: use the whole frame, or skip it (default: %(default)s)",
+    )
+    if aggregate:
+        group.add_argument(
+            "--aggregate",
+            choices=("mean", "median"),
+            default="mean",
+            help="a video's fake probability from its frames' (default: %(default)s)",
+        )
+
+
+def add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
+    """--preset or --backbone, shared by `train` and `study`."""
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--preset",
+        default="tiny",
+        help="random-init backbone shape: tiny, clip-vit-b16 or clip-vit-l14 (default: %(default)s)",
+    )
+    source.add_argument(
+        "--backbone",
+        metavar="PATH_OR_REPO",
+        help="start from the vision weights of a CLIP model (folder or repo id), or `tiny-semantic`: the tiny shape "
+        "distilled from an ImageNet teacher, shipped with the package",
+    )
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The backbone and the CoRIT switches of `corit train`."""
+    group = parser.add_argument_group("model")
+    add_backbone_arguments(group)
+    group.add_argument("--baseline", action="store_true", help="all CoRIT mechanisms off: the plain CLIP linear probe")
+    group.add_argument("--no-rrm", action="store_true", help="turn the Region Refinement Mask off (keep all patches)")
+    group.add_argument("--rsi-strength", type=float, metavar="BETA", help="Regional Signal Injection beta (0 = off)")
+    group.add_argument(
+        "--hri-layers", type=int, nargs="+", metavar="I", help="hidden-state indices HRI averages (-1 alone = off)"
+    )
+    group.add_argument("--keep-ratio", type=float, metavar="R", help="fraction of patches RRM keeps, in (0, 1]")
+    group.add_argument(
+        "--finetune", choices=("full", "layernorm", "lora"), default="full", help="what trains (default: %(default)s)"
+    )
+    group.add_argument(
+        "--lora-rank", type=int, default=8, help="LoRA rank with --finetune lora (default: %(default)s)"
+    )
+
+
+def add_augmentation_arguments(parser: argparse.ArgumentParser) -> None:
+    """--augment and the probabilities and ranges of the blur+JPEG augmentation."""
+    group = parser.add_argument_group(
+        "augmentation (training images only, per image, seeded; evaluation never augments)"
+    )
+    group.add_argument(
+        "--augment",
+        choices=("none", "blur-jpeg"),
+        help="blur-jpeg: Gaussian blur and JPEG re-encoding (each with its probability), a random crop to the input "
+        f"size and a horizontal flip (default: {defaults.AUGMENT_FOLDER} with --data, {defaults.AUGMENT_BENCHMARK} "
+        "on the built-in benchmark)",
+    )
+    group.add_argument("--blur-prob", type=float, metavar="P", help="probability of the blur (default: 0.5)")
+    group.add_argument("--blur-sigma", type=float, nargs=2, metavar=("MIN", "MAX"), help="sigma range (default: 0 3)")
+    group.add_argument("--jpeg-prob", type=float, metavar="P", help="probability of the JPEG step (default: 0.5)")
+    group.add_argument(
+        "--jpeg-quality", type=int, nargs=2, metavar=("MIN", "MAX"), help="quality range (default: 30 100)"
+    )
+    group.add_argument("--flip-prob", type=float, metavar="P", help="probability of the flip (default: 0.5)")
+
+
+def add_long_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Checkpoints, resume, validation during training, early stopping and the input pipeline of `corit train`."""
+    group = parser.add_argument_group("long runs")
+    group.add_argument("--save-steps", type=int, metavar="N", help="save a checkpoint every N steps (default: none)")
+    group.add_argument(
+        "--resume", action="store_true", help="continue from the latest complete checkpoint in --output-dir"
+    )
+    group.add_argument(
+        "--eval-steps",
+        type=int,
+        metavar="N",
+        help="score the validation split (AUC, AP, accuracy) every N steps; the saved model is then the best "
+        "checkpoint by validation AUC (checkpoints every N steps unless --save-steps says otherwise)",
+    )
+    group.add_argument(
+        "--early-stopping-patience",
+        type=int,
+        metavar="K",
+        help="stop after K evaluations without a better validation AUC (needs --eval-steps)",
+    )
+    group.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="DataLoader worker processes that decode and augment images (default: the CPUs per training process "
+        "minus one, at most 8; 0 = in the training process)",
+    )
+
+
+def add_ascent_every_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """`--sam-ascent-every K`: LookSAM, a full two-pass SAM step every K optimizer steps."""
+    parser.add_argument(
+        "--sam-ascent-every",
+        type=int,
+        default=1,
+        metavar="K",
+        help="LookSAM: a full two-pass SAM step every K steps, one pass reusing its ascent in between "
+        "(about (1 + 1/K) passes per step; default: %(default)s = SAM on every step)",
+    )
+
+
+def add_hub_arguments(parser: argparse.ArgumentParser) -> None:
+    """--private, --token and --endpoint, shared by `push` and `push-space`."""
+    parser.add_argument("--private", action="store_true", help="create the repo as private (ignored if it exists)")
+    parser.add_argument("--token", help="Hub access token (default: HF_TOKEN or the saved `hf auth login`)")
+    parser.add_argument("--endpoint", help="Hub URL (default: HF_ENDPOINT or https://huggingface.co)")

@@ -1,0 +1,212 @@
+"""Parsers of the experiment commands (`train`, `evaluate`, `predict`, `study`); their handlers are in commands.py."""
+
+import argparse
+
+from .. import defaults
+from .arguments import (
+    add_ascent_every_argument,
+    add_augmentation_arguments,
+    add_backbone_arguments,
+    add_data_arguments,
+    add_frame_arguments,
+    add_long_run_arguments,
+    add_model_arguments,
+)
+
+
+def add_train_command(subparsers: argparse._SubParsersAction) -> None:
+    """`corit train`: one training run with SAM and GSNR logging, saved as a loadable model folder."""
+    parser = subparsers.add_parser(
+        "train",
+        help="train a detector with SAM and layer-wise GSNR logging",
+        description=(
+            "Train a CoRIT detector with CoritTrainer (SAM in the training step, layer-wise GSNR in the logs). "
+            "By default: the random-init tiny backbone on the built-in benchmark's gan family. OUTPUT_DIR becomes a "
+            "loadable model folder (safetensors, config with auto_map, remote code, preprocessor_config.json) plus "
+            "metrics.json (training and validation scores) and gsnr.jsonl (one line per GSNR log step)."
+        ),
+    )
+    add_data_arguments(parser, training=True)
+    add_frame_arguments(parser, aggregate=False)
+    add_model_arguments(parser)
+    group = parser.add_argument_group("optimization")
+    group.add_argument("--rho", type=float, help="SAM radius; 0 = plain training (default: 0.05)")
+    group.add_argument("--adaptive", action="store_true", help="adaptive SAM (ASAM)")
+    add_ascent_every_argument(group)
+    group.add_argument(
+        "--gsnr-every",
+        type=int,
+        default=defaults.GSNR_EVERY,
+        help="log GSNR every N steps, 0 = off (default: %(default)s)",
+    )
+    group.add_argument("--gsnr-estimator", choices=("microbatch", "per_sample"), default="microbatch")
+    group.add_argument("--gsnr-chunks", type=int, default=8, help="chunks per batch for GSNR (default: %(default)s)")
+    length = group.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=float, default=defaults.EPOCHS, help="training epochs (default: %(default)s)")
+    length.add_argument("--max-steps", type=int, help="optimizer steps (overrides --epochs)")
+    group.add_argument("--batch-size", type=int, default=defaults.BATCH_SIZE, help="default: %(default)s")
+    group.add_argument(
+        "--lr",
+        type=float,
+        help=f"learning rate (default: {defaults.LEARNING_RATE:g}, or {defaults.LEARNING_RATE_PRETRAINED:g} "
+        "with --backbone CLIP weights)",
+    )
+    group.add_argument(
+        "--seed", type=int, default=0, help="model init, data order, augmentation and benchmark seed (default: 0)"
+    )
+    group.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision (where the hardware has it)")
+    add_augmentation_arguments(parser)
+    add_long_run_arguments(parser)
+    parser.add_argument("--output-dir", default="corit-model", help="the model folder to write (default: %(default)s)")
+    parser.set_defaults(handler=command_handler("train"))
+
+
+def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
+    """`corit evaluate MODEL`: the field's per-split scores and collapse flag, as a table and eval_results.json."""
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score a model on every test split (AUC, AP, accuracies, EER, TPR at low FPR, collapsed)",
+        description=(
+            "Score a saved model on each test split: ROC AUC, average precision, accuracy at --threshold (overall, "
+            "on real and on fake images), best-threshold accuracy, equal error rate, TPR at 1% and 5% FPR, and "
+            "whether it collapsed (AUC within --margin of 0.5, or one label for >= 95% of images). "
+            "By default every family of the built-in benchmark is tested. Data with videos (FaceForensics++, "
+            "Celeb-DF, DFDC, real/fake folders of videos) is scored per frame and per video (the video_* keys). "
+            "Prints a table and writes "
+            "eval_results.json into the model folder (or --output), which `corit push` puts on the model card."
+        ),
+    )
+    parser.add_argument("model", metavar="MODEL", help="a model folder (from `corit train`) or a Hub repo id")
+    add_data_arguments(parser, training=False)
+    add_frame_arguments(parser, aggregate=True)
+    parser.add_argument("--seed", type=int, default=0, help="benchmark seed, as used in training (default: 0)")
+    parser.add_argument("--splits", nargs="+", metavar="SPLIT", help="splits to score (default: every test* split)")
+    parser.add_argument("--batch-size", type=int, default=64, help="default: %(default)s")
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=defaults.THRESHOLD,
+        help="fake probability for 'fake' (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--margin",
+        type=float,
+        default=defaults.MARGIN,
+        help="AUC distance from 0.5 that is chance (default: %(default)s)",
+    )
+    parser.add_argument("--output", metavar="FILE", help="where to write the JSON (default: MODEL/eval_results.json)")
+    parser.add_argument(
+        "--perturb",
+        action="append",
+        metavar="NAME=LEVELS",
+        help="robustness sweep, repeatable: jpeg=100,90,...,30 (quality), blur=0,1,2,3,4 (sigma px), "
+        "resize=1,0.5,0.25 (downscale factor), noise=0,5,10 (sigma in 0..255); applied to real and fake images "
+        "alike, deterministic. Adds a table, a 'robustness' section to the JSON and robustness.png next to it",
+    )
+    parser.set_defaults(handler=command_handler("evaluate"))
+
+
+def add_predict_command(subparsers: argparse._SubParsersAction) -> None:
+    """`corit predict MODEL PATHS...`: fake probability of image files and folders."""
+    parser = subparsers.add_parser(
+        "predict",
+        help="fake probability of image and video files and folders, as CSV or JSON Lines",
+        description=(
+            "Predict the fake probability (1 - P(real)) of every image and video in PATHS (files, and folders "
+            "searched recursively). Writes path, fake_probability, label to --output (format from its extension "
+            "or --format) or to stdout. A video's row is the mean (or --aggregate median) of its --frames sampled "
+            "frames, with the number of frames scored and of frames with a face (--faces). Unreadable files are "
+            "listed on stderr with the reason and skipped; the exit code is then 1, with the other rows still "
+            "written."
+        ),
+    )
+    parser.add_argument("model", metavar="MODEL", help="a model folder (from `corit train`) or a Hub repo id")
+    parser.add_argument("paths", metavar="PATH", nargs="+", help="image and video files or folders")
+    add_frame_arguments(parser, aggregate=True)
+    parser.add_argument(
+        "--per-frame", action="store_true", help="after each video's row, one row per scored frame (frame_time)"
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=defaults.THRESHOLD,
+        help="fake probability for 'fake' (default: %(default)s)",
+    )
+    parser.add_argument("--batch-size", type=int, default=32, help="default: %(default)s")
+    parser.add_argument("--output", metavar="FILE", help="output file, .csv or .jsonl (default: stdout)")
+    parser.add_argument("--format", choices=("csv", "jsonl"), help="output format (default: from --output, else csv)")
+    parser.set_defaults(handler=command_handler("predict"))
+
+
+def add_study_command(subparsers: argparse._SubParsersAction) -> None:
+    """`corit study`: the rho sweep of every configuration, summarised by COR."""
+    parser = subparsers.add_parser(
+        "study",
+        help="the collapse study: train each configuration at each SAM radius, report COR and GSNR",
+        description=(
+            "Train every configuration (--configs) at every SAM radius (--rhos) and seed (--seeds) on one "
+            "benchmark family, score every family, and log layer-wise GSNR. Writes study.json, study.csv, study.md "
+            "(printed at the end), auc_vs_rho.png and gsnr_heatmap.png into OUTPUT_DIR, with each configuration's "
+            "Critical Optimization Radius (COR: the largest rho whose run keeps half the rho=0 run's above-chance "
+            "AUC) and the Spearman correlation of mean GSNR with COR. Finished runs are kept in OUTPUT_DIR/cells/: "
+            "re-running resumes, and adding rhos, configs or seeds only trains the new runs. The default (40 runs "
+            "of the random-init tiny backbone) takes 3 to 6 minutes on a 2-core CPU."
+        ),
+    )
+    parser.add_argument(
+        "--rhos",
+        type=float,
+        nargs="+",
+        default=list(defaults.STUDY_RHOS),
+        metavar="RHO",
+        help="SAM radii; must include 0 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--configs",
+        nargs="+",
+        choices=defaults.CONFIG_NAMES,
+        default=list(defaults.STUDY_CONFIGS),
+        metavar="CONFIG",
+        help=f"configurations, from {', '.join(defaults.CONFIG_NAMES)} (default: all)",
+    )
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=list(defaults.STUDY_SEEDS), metavar="SEED", help="default: %(default)s"
+    )
+    add_backbone_arguments(parser)
+    parser.add_argument(
+        "--finetune",
+        choices=("full", "layernorm", "lora"),
+        default="full",
+        help="what trains in each run: everything, LayerNorms + classifier, or LoRA (default: %(default)s)",
+    )
+    add_data_arguments(parser, training=True, folder=False)
+    parser.add_argument(
+        "--max-steps", type=int, default=defaults.STUDY_MAX_STEPS, help="steps per run (default: %(default)s)"
+    )
+    parser.add_argument("--batch-size", type=int, default=defaults.STUDY_BATCH_SIZE, help="default: %(default)s")
+    parser.add_argument("--lr", type=float, default=defaults.LEARNING_RATE, help="default: %(default)s")
+    parser.add_argument("--adaptive", action="store_true", help="adaptive SAM (ASAM) instead of SAM")
+    add_ascent_every_argument(parser)
+    parser.add_argument("--gsnr-every", type=int, default=defaults.STUDY_GSNR_EVERY, help="default: %(default)s")
+    parser.add_argument(
+        "--workers", type=int, help="runs trained in parallel, one CPU thread each (default: the CPU count, at most 4)"
+    )
+    parser.add_argument(
+        "--augment",
+        choices=("none", "blur-jpeg"),
+        default=defaults.AUGMENT_BENCHMARK,
+        help="training augmentation of every run, as in `corit train` (default: %(default)s)",
+    )
+    parser.add_argument("--output-dir", default=defaults.STUDY_OUTPUT_DIR, help="default: %(default)s")
+    parser.set_defaults(handler=command_handler("study"))
+
+
+def command_handler(name: str):
+    """The handler of a train / evaluate / predict / study command, imported from `corit_hf.cli.commands` on use."""
+
+    def handler(args: argparse.Namespace) -> int:
+        from . import commands
+
+        return getattr(commands, name)(args)
+
+    return handler
