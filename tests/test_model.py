@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -294,3 +295,20 @@ def test_invalid_config_raises_value_error_naming_the_field(kwargs, field):
 def test_unknown_preset_is_refused():
     with pytest.raises(ValueError, match="tiny"):
         CoritConfig.from_preset("vit-huge")
+
+
+SAVED_BEFORE_LAYOUT = Path(__file__).parent / "fixtures" / "corit-0.1.0-flat-layout"
+"""A tiny detector saved by corit_hf 0.1.0 before its modules moved into subpackages (weights, config with its
+auto_map, preprocessor; the remote-code files left out), with the logits it gave."""
+LOGITS_BEFORE_LAYOUT = [[-0.005072684958577156, -0.09052479267120361], [-0.12575705349445343, -0.048108723014593124]]
+
+
+def test_a_folder_saved_before_the_package_layout_loads_with_the_same_logits():
+    model = AutoModelForImageClassification.from_pretrained(SAVED_BEFORE_LAYOUT)
+    pixels = torch.linspace(-1, 1, 2 * 3 * 32 * 32).reshape(2, 3, 32, 32)
+    with torch.no_grad():
+        logits = model.eval()(pixel_values=pixels).logits
+    torch.testing.assert_close(logits, torch.tensor(LOGITS_BEFORE_LAYOUT))
+    assert pipeline("image-classification", model=model, image_processor=str(SAVED_BEFORE_LAYOUT))(
+        Image.new("RGB", (40, 30), "gray")
+    )[0]["label"] in {"real", "fake"}
