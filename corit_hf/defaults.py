@@ -32,6 +32,9 @@ EPOCHS = 8
 GSNR_EVERY = 10
 VIDEO_FRAMES = 32
 """Frames sampled per video (DeepfakeBench and GenD score 32 frames)."""
+PREPARE_SIZE = 256
+"""Shorter side of prepared frames and side of face crops: DeepfakeBench's face-crop size, above the 224 px input
+of CLIP ViT-B/16 and L/14, so every model input size is a downscale."""
 AUGMENT_FOLDER = "blur-jpeg"
 """`corit train --data FOLDER` augments as the field does (CNNDetection's blur+JPEG (0.5))."""
 AUGMENT_BENCHMARK = "none"

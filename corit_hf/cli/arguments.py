@@ -12,8 +12,15 @@ def add_data_arguments(parser: argparse.ArgumentParser, training: bool, folder: 
         group.add_argument(
             "--data",
             metavar="FOLDER",
-            help="a real/fake image folder (real/fake, 0_real/1_fake, nature/ai) or a DatasetDict saved with "
-            "save_to_disk, instead of the built-in benchmark",
+            help="a folder prepared by `corit prepare`, a real/fake image or video folder (real/fake, 0_real/1_fake, "
+            "nature/ai, FaceForensics++, ...; prepared once into --cache-dir and reused) or a DatasetDict saved "
+            "with save_to_disk, instead of the built-in benchmark",
+        )
+        group.add_argument(
+            "--cache-dir",
+            metavar="DIR",
+            help="where raw --data folders are prepared (default: $CORIT_CACHE/prepared, else "
+            "~/.cache/corit/prepared)",
         )
     family_help = "to train on; every family is tested" if training else "the model was trained on (for the record)"
     group.add_argument(
@@ -37,20 +44,21 @@ def add_frame_arguments(parser: argparse.ArgumentParser, aggregate: bool) -> Non
     group.add_argument(
         "--frames",
         type=int,
-        default=defaults.VIDEO_FRAMES,
         metavar="N",
-        help="frames sampled per video, evenly in time (default: %(default)s)",
+        help=f"frames sampled per video, evenly in time (default: {defaults.VIDEO_FRAMES}; on prepared data: as "
+        "prepared, and N below that uses N of them, evenly)",
     )
     group.add_argument(
         "--faces",
         action="store_true",
-        help="crop every frame and image to its largest face (MTCNN; box enlarged 1.3x, square)",
+        default=None,
+        help="crop every frame and image to its largest face (MTCNN; box enlarged 1.3x, square; on prepared data: "
+        "must match the preparation)",
     )
     group.add_argument(
         "--face-fallback",
         choices=("whole", "skip"),
-        default="whole",
-        help="a frame or image without a face: use the whole frame, or skip it (default: %(default)s)",
+        help="a frame or image without a face: use the whole frame, or skip it (default: whole)",
     )
     if aggregate:
         group.add_argument(

@@ -40,9 +40,9 @@ def train(args: argparse.Namespace) -> int:
     augmentation = _augmentation(args)
     training_args = _training_args(args)  # checks the flags before any data is built
     image_size = detector_config(args.preset, args.backbone).vision_config.image_size
-    options = _frame_options(args)
+    _frame_options(args)  # checks the frame flags and the video extra before any data is prepared
     splits, _ = load_data(
-        args.data, args.train_family, args.n_train, args.n_test, image_size, args.seed, frame_options=options
+        args.data, args.train_family, args.n_train, args.n_test, image_size, args.seed, **_prepared_request(args)
     )
     if "train" not in splits:
         raise ValueError(f"--data has no 'train' split (splits: {sorted(splits)}).")
@@ -201,7 +201,7 @@ def evaluate(args: argparse.Namespace) -> int:
     size = {"image_size": vision.image_size} if hasattr(vision, "image_size") else {}
     options = _frame_options(args)
     splits, dataset = load_data(
-        args.data, args.train_family, 2, args.n_test, seed=args.seed, frame_options=options, **size
+        args.data, args.train_family, 2, args.n_test, seed=args.seed, **_prepared_request(args), **size
     )
     selected = _evaluation_splits(splits, args.splits)
     scores = score_splits(
@@ -309,13 +309,14 @@ def _model_folder(model: str) -> Path:
 
 
 def _frame_options(args: argparse.Namespace):
-    """FrameOptions from --frames, --faces, --face-fallback and --aggregate (checked before any model loads)."""
+    """FrameOptions from --frames, --faces, --face-fallback and --aggregate, unset ones at their defaults (checked
+    before any model loads)."""
     from ..video.inputs import FrameOptions
 
     options = FrameOptions(
-        frames=args.frames,
-        faces=args.faces,
-        face_fallback=args.face_fallback,
+        frames=defaults.VIDEO_FRAMES if args.frames is None else args.frames,
+        faces=bool(args.faces),
+        face_fallback=args.face_fallback or "whole",
         aggregate=getattr(args, "aggregate", "mean"),
     )
     if options.faces:
@@ -323,6 +324,17 @@ def _frame_options(args: argparse.Namespace):
 
         shared_detector()  # a missing video extra fails here, before any work
     return options
+
+
+def _prepared_request(args: argparse.Namespace) -> dict:
+    """What `load_data` asks of --data folders: the frame and face flags as given (None: as prepared), and the
+    cache where raw folders are prepared."""
+    return {
+        "frames": args.frames,
+        "faces": args.faces,
+        "face_fallback": args.face_fallback,
+        "prepared_cache": args.cache_dir,
+    }
 
 
 def _check_training_counts(args: argparse.Namespace) -> None:

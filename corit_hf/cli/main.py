@@ -7,6 +7,7 @@ from .. import __version__
 from .distill import add_distill_command
 from .experiments import add_evaluate_command, add_predict_command, add_study_command, add_train_command
 from .hub import add_push_command, add_push_metric_command, add_push_space_command
+from .prepare import add_prepare_command
 from .serve import add_serve_command
 
 
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Each entry adds one subcommand: `add_X_command(subparsers)` defines its flags and sets `handler`, a function
 # taking the parsed args and returning the exit code. Handlers import heavy modules lazily so --help stays fast.
 COMMANDS = (
+    add_prepare_command,
     add_train_command,
     add_evaluate_command,
     add_predict_command,

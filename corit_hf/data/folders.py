@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value
-from PIL import Image as PILImage
 
 from ..video.frames import VideoLoadError, is_video_path
 from ..video.inputs import FrameOptions, PreparedFrames, prepare_images, prepare_video
 from .images import DEFAULT_MAX_PIXELS, ImageLoadError, open_image
-from .video_folders import VIDEO_LAYOUTS, Candidate, find_video_layout, png_bytes, shrink
+from .storage import open_unchanged, png_bytes, stored_size
+from .video_folders import VIDEO_LAYOUTS, Candidate, find_video_layout
 
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,6 @@ LAYOUTS = (
 FEATURES = Features({"image": Image(), "label": ClassLabel(names=["real", "fake"]), "family": Value("string")})
 VIDEO_FEATURES = Features({**FEATURES, "video": Value("string")})
 """Data with videos has one row per sampled frame; `video` names the frame's video (an image names itself)."""
-ORIENTATION_TAG = 0x0112
 _SPLIT_ORDER = {"train": 0, "validation": 1, "test": 2}
 
 
@@ -132,17 +131,7 @@ def load_forensic_folder(
     if not root.is_dir():
         raise ValueError(f"{root} is not a directory.")
     frame_options = frame_options or FrameOptions()
-    layout = find_video_layout(root, split)
-    candidates = (
-        [Candidate(*candidate._replace(split=_sanitise(candidate.split))) for candidate in layout]
-        if layout is not None
-        else list(_find_candidates(root, split))
-    )
-    if not candidates:
-        raise ValueError(
-            f"No real/fake class folders found under {root}. Accepted layouts (class folder names are "
-            f"case-insensitive: {', '.join(CLASS_DIRS)}):\n{LAYOUTS}"
-        )
+    candidates = find_candidates(root, split)
     report = LoadReport(root=str(root))
     rows: dict[str, dict[str, list]] = defaultdict(lambda: {"image": [], "label": [], "family": [], "video": []})
     with_videos = any(is_video_path(candidate.path) for candidate in candidates)
@@ -172,13 +161,30 @@ def load_forensic_folder(
     dataset = DatasetDict(
         {
             name: Dataset.from_dict({key: rows[name][key] for key in features}, features=features, split=name)
-            for name in sorted(rows, key=_split_key)
+            for name in sorted(rows, key=split_sort_key)
         }
     )
     report.loaded = {name: len(split_data) for name, split_data in dataset.items()}
     if report.skipped or report.frames_without_face:
         logger.warning(report.summary())
     return ForensicFolder(dataset, report)
+
+
+def find_candidates(root: Path, split: str | None = None) -> list[Candidate]:
+    """Every file `load_forensic_folder` would read under `root`, with its split, label and family, in a fixed
+    order; raises ValueError, listing the accepted layouts, when there is no class folder."""
+    layout = find_video_layout(root, split)
+    candidates = (
+        [candidate._replace(split=sanitise(candidate.split)) for candidate in layout]
+        if layout is not None
+        else _find_candidates(root, split)
+    )
+    if not candidates:
+        raise ValueError(
+            f"No real/fake class folders found under {root}. Accepted layouts (class folder names are "
+            f"case-insensitive: {', '.join(CLASS_DIRS)}):\n{LAYOUTS}"
+        )
+    return candidates
 
 
 def _find_candidates(root: Path, split: str | None) -> list[Candidate]:
@@ -192,7 +198,7 @@ def _find_candidates(root: Path, split: str | None) -> list[Candidate]:
             continue
         prefix, below = parts[:class_index], parts[class_index + 1 :]
         label = CLASS_DIRS[parts[class_index].lower()]
-        split_name = _sanitise(split) if split else _split_for(prefix)
+        split_name = sanitise(split) if split else _split_for(prefix)
         family = "real" if label == 0 else (below[0] if below else _generator(prefix) or "fake")
         found += [
             Candidate(Path(directory) / name, split_name, label, family)
@@ -210,7 +216,7 @@ def _split_for(prefix: tuple[str, ...]) -> str:
     if top not in SPLIT_DIRS and any(SPLIT_DIRS.get(part.lower()) == "train" for part in prefix[1:]):
         return "train"
     generator = _generator(prefix)
-    return f"test_{_sanitise(generator)}" if generator else "test"
+    return f"test_{sanitise(generator)}" if generator else "test"
 
 
 def _generator(prefix: tuple[str, ...]) -> str | None:
@@ -224,12 +230,12 @@ def _generator(prefix: tuple[str, ...]) -> str | None:
     return top[len("test_") :] if top.lower().startswith("test_") else top
 
 
-def _sanitise(name: str) -> str:
+def sanitise(name: str) -> str:
     """A valid `datasets` split name: runs of non-word characters become `_`."""
     return re.sub(r"\W+", "_", name).strip("_") or "unnamed"
 
 
-def _split_key(name: str) -> tuple[int, str]:
+def split_sort_key(name: str) -> tuple[int, str]:
     """Order splits as train, validation, test, then the test_<name> splits alphabetically."""
     return _SPLIT_ORDER.get(name, 3), name
 
@@ -263,19 +269,16 @@ def _image_entries(
 def _stored(prepared: PreparedFrames, frame_size: int | None) -> list[dict]:
     """Prepared frames or images as PNG `datasets.Image` values: face crops resized to `frame_size` square,
     the rest shrunk to that shorter side."""
-    images = [
-        image.resize((frame_size, frame_size), PILImage.BICUBIC) if box is not None and frame_size else image
+    return [
+        {"path": None, "bytes": png_bytes(stored_size(image, box is not None, frame_size))}
         for image, box in zip(prepared.images, prepared.boxes)
     ]
-    return [{"path": None, "bytes": png_bytes(shrink(image, frame_size))} for image in images]
 
 
 def _image_entry(path: Path, max_pixels: int) -> tuple[dict | None, str]:
     """The `datasets.Image` value of a usable file (its path, or converted PNG bytes), else None and why."""
     try:
-        image = open_image(path, max_pixels)
-        with PILImage.open(path) as raw:
-            unchanged = raw.mode == "RGB" and raw.getexif().get(ORIENTATION_TAG, 1) == 1
+        image, unchanged, _ = open_unchanged(path, max_pixels)
     except ImageLoadError as error:
         return None, str(error).removeprefix(f"{path}: ")
     if unchanged:

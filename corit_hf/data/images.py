@@ -23,7 +23,15 @@ _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
 class ImageLoadError(ValueError):
-    """An image could not be used: unreadable, truncated, not an image, or above the pixel limit."""
+    """An image could not be used: unreadable, truncated, not an image, or above the pixel limit.
+
+    `status` names the kind of failure for preparation records: not_found, not_media, truncated, too_large or
+    decode_error.
+    """
+
+    def __init__(self, message: str, status: str = "decode_error"):
+        super().__init__(message)
+        self.status = status
 
 
 def open_image(
@@ -45,13 +53,14 @@ def open_image(
     except ImageLoadError:
         raise
     except Image.UnidentifiedImageError:
-        raise ImageLoadError(f"{name}: not a recognised image file") from None
+        raise ImageLoadError(f"{name}: not a recognised image file", "not_media") from None
     except FileNotFoundError:
-        raise ImageLoadError(f"{name}: file not found") from None
+        raise ImageLoadError(f"{name}: file not found", "not_found") from None
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
-        raise ImageLoadError(f"{name}: refused as a decompression bomb ({error})") from None
+        raise ImageLoadError(f"{name}: refused as a decompression bomb ({error})", "too_large") from None
     except _DECODE_ERRORS as error:
-        raise ImageLoadError(f"{name}: corrupt or truncated image data ({error})") from None
+        status = "truncated" if "truncated" in str(error) else "decode_error"
+        raise ImageLoadError(f"{name}: corrupt or truncated image data ({error})", status) from None
 
 
 def _decode(image: Image.Image, max_pixels: int, name: str) -> Image.Image:
@@ -78,7 +87,8 @@ def _check_size(size: tuple[int, int], max_pixels: int, name: str) -> None:
     if width * height > max_pixels:
         raise ImageLoadError(
             f"{name}: {width}x{height} = {width * height / 1e6:.1f} megapixels is above the limit of "
-            f"{max_pixels / 1e6:.1f} megapixels (raise max_pixels to accept it)"
+            f"{max_pixels / 1e6:.1f} megapixels (raise max_pixels to accept it)",
+            "too_large",
         )
 
 

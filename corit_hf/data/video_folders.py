@@ -5,13 +5,10 @@ family (split names are sanitised by the caller). The loader turns each video in
 face-cropped frames, stored as lossless PNG, with a `video` column that groups them for video-level scores.
 """
 
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
-
-from PIL import Image
 
 from ..video.frames import is_video_path
 
@@ -106,18 +103,3 @@ def _dfdc(root: Path) -> Iterator[Candidate]:
             label = 1 if str(entry.get("label", "")).upper() == "FAKE" else 0
             split = {"train": "train", "val": "validation", "validation": "validation"}.get(entry.get("split"), "test")
             yield Candidate(metadata.parent / name, split, label, "real" if label == 0 else "dfdc")
-
-
-def png_bytes(image: Image.Image) -> bytes:
-    """An image as lossless PNG bytes (frames are stored as decoded, never re-compressed lossily)."""
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def shrink(image: Image.Image, shorter_side: int | None) -> Image.Image:
-    """The image resized so its shorter side is at most `shorter_side` (None: unchanged)."""
-    if not shorter_side or min(image.size) <= shorter_side:
-        return image
-    scale = shorter_side / min(image.size)
-    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.BICUBIC)

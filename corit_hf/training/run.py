@@ -9,12 +9,13 @@ import os
 from pathlib import Path
 
 import torch
-from datasets import DatasetDict, load_from_disk
+from datasets import DatasetDict
 from peft import PeftModel
 from transformers import AutoConfig, EarlyStoppingCallback, EvalPrediction, PreTrainedModel, PrinterCallback, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from ..data import build_benchmark, load_forensic_folder
+from ..data import build_benchmark
+from ..data.prepared import open_prepared
 from ..evaluation.collapse import HEADLINE_SCORES, detection_scores
 from ..evaluation.scoring import batch_collator, fake_probability, is_fake, real_label_id
 from ..files import write_json, write_text_atomic
@@ -22,7 +23,6 @@ from ..models.configuration_corit import CoritConfig
 from ..models.finetuning import apply_finetuning
 from ..models.modeling_corit import CoritForImageClassification, image_processor_for
 from ..prior.registry import resolve_backbone
-from ..video.inputs import FrameOptions
 from .augmentation import AugmentationConfig, AugmentedDataset
 from .trainer import CoritTrainer, CoritTrainingArguments
 
@@ -86,16 +86,19 @@ def load_data(
     image_size: int = 64,
     seed: int = 0,
     cache_dir: str | os.PathLike | None = None,
-    frame_options: FrameOptions | None = None,
+    frames: int | None = None,
+    faces: bool | None = None,
+    face_fallback: str | None = None,
+    prepared_cache: str | os.PathLike | None = None,
 ) -> tuple[DatasetDict, dict]:
     """The splits to train or evaluate on, and a description for `eval_results.json`.
 
     `data` None: the built-in benchmark (train on `train_family`, test on every family; saved to and reloaded
-    from `cache_dir` if given). A folder written by `DatasetDict.save_to_disk`: loaded as is. Any other folder:
-    real/fake image or video folders (`load_forensic_folder`), videos sampled and faces cropped as
-    `frame_options` says, frames stored at `image_size`.
+    from `cache_dir` if given). A folder: `open_prepared` (a prepared folder or a `save_to_disk` folder as it is;
+    real/fake image or video folders prepared once into `prepared_cache`, videos sampled and faces cropped as
+    `frames`, `faces` and `face_fallback` say, which a prepared folder's options must agree with).
     """
-    if data is None and frame_options is not None and frame_options.faces:
+    if data is None and faces:
         raise ValueError("--faces crops faces of --data folders; the built-in benchmark has no faces.")
     if data is None:
         splits = build_benchmark(
@@ -116,11 +119,7 @@ def load_data(
     path = Path(data)
     if not path.is_dir():
         raise FileNotFoundError(f"--data {data}: no such folder.")
-    if (path / "dataset_dict.json").is_file() or (path / "dataset_info.json").is_file():
-        splits = load_from_disk(str(path))
-        splits = splits if isinstance(splits, DatasetDict) else DatasetDict({"test": splits})
-    else:
-        splits, _ = load_forensic_folder(str(path), frame_options=frame_options, frame_size=image_size)
+    splits = open_prepared(path, frames, faces, face_fallback, cache_dir=prepared_cache)
     return splits, {"name": path.name, "type": str(path), "config": None}
 
 

@@ -10,7 +10,7 @@ used: its Python module is not imported (it fails on current OpenCV).
 import functools
 import importlib.util
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +87,7 @@ class FaceDetector:
         min_face_size: int = MIN_FACE_SIZE,
         thresholds: Sequence[float] = STAGE_THRESHOLDS,
         pyramid_factor: float = PYRAMID_FACTOR,
+        threads: int | None = None,
     ):
         try:
             import onnxruntime
@@ -98,6 +99,8 @@ class FaceDetector:
         # Spinning worker threads wait busily between the many small P-Net runs: on a shared CPU that made
         # detection 3-5x slower (benchmarks/video_throughput.py).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if threads:  # one thread per worker process: parallel preparation runs one detector per core
+            options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         self._networks = [
             onnxruntime.InferenceSession(str(folder / f"{name}.onnx"), options, providers=["CPUExecutionProvider"])
             for name in ("pnet", "rnet", "onet")
@@ -120,6 +123,10 @@ class FaceDetector:
         faces = self.detect(image)
         return faces[0] if faces else None
 
+    def largest_faces(self, images: Sequence[Image.Image]) -> list[FaceBox | None]:
+        """The largest face of each image (None where there is none), e.g. of a video's sampled frames."""
+        return [self.largest(image) for image in images]
+
     def _run(self, stage: int, batch: np.ndarray) -> list[np.ndarray]:
         """One network on (N, H, W, 3) uint8 pixels; the Keras-converted networks read images transposed."""
         network = self._networks[stage]
@@ -135,12 +142,19 @@ class FaceDetector:
             scale *= self.pyramid_factor
         return scales
 
+    def _pyramid(self, image: Image.Image) -> Iterator[tuple[float, Image.Image]]:
+        """Each scale of `_scales` with the image at that scale; each level is resized from the one before, so
+        a large frame is read once rather than once per level."""
+        level = image
+        for scale in self._scales(*image.size):
+            level = level.resize((math.ceil(image.width * scale), math.ceil(image.height * scale)), Image.BOX)
+            yield scale, level
+
     def _propose(self, image: Image.Image) -> np.ndarray:
         """P-Net face candidates over the pyramid: rows (x0, y0, x1, y1, score), squared."""
         candidates = []
-        for scale in self._scales(*image.size):
-            size = (math.ceil(image.width * scale), math.ceil(image.height * scale))
-            pixels = np.asarray(image.resize(size, Image.BOX))[None]
+        for scale, level in self._pyramid(image):
+            pixels = np.asarray(level)[None]
             offsets, probabilities = (out[0].transpose(1, 0, 2) for out in self._run(0, pixels))
             rows, cols = np.nonzero(probabilities[:, :, 1] >= self.thresholds[0])
             if rows.size == 0:
@@ -235,14 +249,18 @@ def crop_largest_faces(
 ) -> list[FaceCrop]:
     """The largest face of each image, cropped square (1.3x box) and resized to `size`; an image without a face
     keeps the whole image (`fallback="whole"`) or has no crop (`"skip"`)."""
+    return crop_faces(images, (detector or shared_detector()).largest_faces(images), fallback, size)
+
+
+def crop_faces(
+    images: Sequence[Image.Image], boxes: Sequence[FaceBox | None], fallback: str = "whole", size: int | None = None
+) -> list[FaceCrop]:
+    """Each image cropped to its face box as `crop_largest_faces` does, for boxes found already."""
     if fallback not in FALLBACKS:
         raise ValueError(f"face fallback must be one of {FALLBACKS}, got {fallback!r}.")
-    detector = detector or shared_detector()
-    crops = []
-    for image in images:
-        box = detector.largest(image)
-        if box is not None:
-            crops.append(FaceCrop(crop_face(image, box, size), box))
-        else:
-            crops.append(FaceCrop(image if fallback == "whole" else None, None))
-    return crops
+    return [
+        FaceCrop(crop_face(image, box, size), box)
+        if box is not None
+        else FaceCrop(image if fallback == "whole" else None, None)
+        for image, box in zip(images, boxes)
+    ]

@@ -22,7 +22,15 @@ VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpe
 
 
 class VideoLoadError(ValueError):
-    """A video could not be used: unreadable, not a video, no video stream, corrupt, or too large."""
+    """A video could not be used: unreadable, not a video, no video stream, corrupt, or too large.
+
+    `status` names the kind of failure for preparation records: not_found, empty, no_video, truncated, too_large
+    or decode_error.
+    """
+
+    def __init__(self, message: str, status: str = "decode_error"):
+        super().__init__(message)
+        self.status = status
 
 
 class MissingVideoExtra(ValueError):
@@ -39,13 +47,30 @@ def import_av():
 
 
 @dataclass
+class VideoIndex:
+    """Where the frames of a video are, read from its packets without decoding: presentation times in seconds,
+    ascending (`by_time`), or frame numbers when the container has no timestamps; and the stream's codec."""
+
+    path: str
+    times: np.ndarray
+    by_time: bool
+    codec: str = ""
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+
+@dataclass
 class SampledVideo:
-    """Frames sampled from one video: upright RGB images, their times in seconds, and the video's frame count."""
+    """Frames sampled from one video: upright RGB images, their times in seconds, their positions in presentation
+    order, and the video's frame count and codec."""
 
     path: str
     frames: list[Image.Image] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
     total_frames: int = 0
+    codec: str = ""
 
 
 def is_video_path(path: str | os.PathLike) -> bool:
@@ -63,22 +88,47 @@ def sample_frames(
     (audio only), a file with fewer frames than its index lists (truncated), frames above `max_pixels`, or a
     stream that fails to decode.
     """
-    av = import_av()
-    name = os.fspath(path)
     if n_frames < 1:
         raise ValueError(f"the number of frames must be positive, got {n_frames}.")
+    index = index_video(path, max_pixels)
+    return decode_positions(index, even_positions(index, n_frames))
+
+
+def index_video(path: str | os.PathLike, max_pixels: int = MAX_FRAME_PIXELS) -> VideoIndex:
+    """The frame times of a video from one pass over its packets; raises `VideoLoadError` for a missing, empty,
+    unreadable, audio-only, truncated or oversized video."""
+    av = import_av()
+    name = os.fspath(path)
     if not Path(name).is_file():
-        raise VideoLoadError(f"{name}: file not found")
+        raise VideoLoadError(f"{name}: file not found", "not_found")
     if Path(name).stat().st_size == 0:
-        raise VideoLoadError(f"{name}: empty file")
+        raise VideoLoadError(f"{name}: empty file", "empty")
     try:
-        timestamps = _packet_times(name, max_pixels)
+        times, codec = _packet_times(name, max_pixels)
     except av.FFmpegError as error:
         raise VideoLoadError(f"{name}: not a readable video ({_ffmpeg_reason(error)})") from None
+    if np.isnan(times).any():
+        return VideoIndex(name, np.arange(len(times), dtype=float), False, codec)
+    return VideoIndex(name, np.sort(times), True, codec)
+
+
+def even_positions(index: VideoIndex, n_frames: int) -> list[int]:
+    """Positions (in presentation order) of the frames nearest to `n_frames` evenly spaced times, ascending and
+    distinct (every frame when the video has fewer)."""
+    times = index.times
+    targets = np.linspace(times[0], times[-1], min(n_frames, len(times)))
+    nearest = np.abs(times[None, :] - targets[:, None]).argmin(axis=1)
+    return sorted({int(position) for position in nearest})
+
+
+def decode_positions(index: VideoIndex, positions: list[int]) -> SampledVideo:
+    """Decode the frames at `positions` (ascending, in presentation order) of an indexed video, upright RGB;
+    decoding stops after the last one. Raises `VideoLoadError` when the stream fails to decode."""
+    av = import_av()
     try:
-        return _decode_chosen(name, _choose(timestamps, n_frames), len(timestamps))
+        return _decode_chosen(index, positions)
     except av.FFmpegError as error:
-        raise VideoLoadError(f"{name}: corrupt video stream ({_ffmpeg_reason(error)})") from None
+        raise VideoLoadError(f"{index.path}: corrupt video stream ({_ffmpeg_reason(error)})") from None
 
 
 def _ffmpeg_reason(error: Exception) -> str:
@@ -90,20 +140,20 @@ def _open_video_stream(container, name: str, max_pixels: int):
     """The first video stream of an open container, checked for a usable frame size."""
     if not container.streams.video:
         kinds = sorted({stream.type for stream in container.streams}) or ["none"]
-        raise VideoLoadError(f"{name}: no video stream (streams: {', '.join(kinds)})")
+        raise VideoLoadError(f"{name}: no video stream (streams: {', '.join(kinds)})", "no_video")
     stream = container.streams.video[0]
     width, height = stream.codec_context.width, stream.codec_context.height
     if width < 1 or height < 1:
         raise VideoLoadError(f"{name}: the video stream has no frame size ({width}x{height})")
     if width * height > max_pixels:
-        raise VideoLoadError(
-            f"{name}: {width}x{height} frames are above the limit of {max_pixels / 1e6:.1f} megapixels"
-        )
+        message = f"{name}: {width}x{height} frames are above the limit of {max_pixels / 1e6:.1f} megapixels"
+        raise VideoLoadError(message, "too_large")
     return stream
 
 
-def _packet_times(name: str, max_pixels: int) -> np.ndarray:
-    """The presentation time of every frame of the video stream, in decode order (NaN where unknown)."""
+def _packet_times(name: str, max_pixels: int) -> tuple[np.ndarray, str]:
+    """The presentation time of every frame of the video stream in decode order (NaN where unknown), and the
+    stream's codec name."""
     with import_av().open(name) as container:
         stream = _open_video_stream(container, name, max_pixels)
         times = [
@@ -112,45 +162,37 @@ def _packet_times(name: str, max_pixels: int) -> np.ndarray:
             if packet.size > 0
         ]
         indexed = stream.frames  # the container's frame count (MP4's sample table), 0 when it has none
+        codec = stream.codec_context.name
     if not times:
         raise VideoLoadError(f"{name}: the video stream holds no frames")
     if len(times) < indexed:
-        raise VideoLoadError(f"{name}: truncated: only {len(times)} of its {indexed} frames are in the file")
-    return np.asarray(times)
+        message = f"{name}: truncated: only {len(times)} of its {indexed} frames are in the file"
+        raise VideoLoadError(message, "truncated")
+    return np.asarray(times), codec
 
 
-def _choose(times: np.ndarray, n_frames: int) -> tuple[list[float], bool]:
-    """Which frames to keep, ascending, and whether they are presentation times: the frame nearest to each of
-    `n_frames` evenly spaced times, or evenly spaced frame numbers when the container has no timestamps."""
-    if np.isnan(times).any():
-        return sorted({float(i) for i in np.round(np.linspace(0, len(times) - 1, min(n_frames, len(times))))}), False
-    ordered = np.sort(times)
-    targets = np.linspace(ordered[0], ordered[-1], min(n_frames, len(ordered)))
-    nearest = np.abs(ordered[None, :] - targets[:, None]).argmin(axis=1)
-    return sorted({float(ordered[i]) for i in nearest}), True
-
-
-def _decode_chosen(name: str, chosen: tuple[list[float], bool], total_frames: int) -> SampledVideo:
-    """Decode the video and keep, for each chosen time (or presentation index), the first frame at or after
-    it, upright RGB; stops after the last one."""
-    pending, by_time = list(chosen[0]), chosen[1]
-    video = SampledVideo(path=name, total_frames=total_frames)
-    with import_av().open(name) as container:
+def _decode_chosen(index: VideoIndex, positions: list[int]) -> SampledVideo:
+    """Decode the video and keep, for each chosen position, the first frame at or after its time (or its number
+    when there are no timestamps), upright RGB; stops after the last one."""
+    pending = list(positions)
+    video = SampledVideo(path=index.path, total_frames=len(index), codec=index.codec)
+    with import_av().open(index.path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         rate = float(stream.average_rate or 1)
-        for index, frame in enumerate(container.decode(stream)):
-            time = float(frame.pts * stream.time_base) if frame.pts is not None else index / rate
-            key = time if by_time else index
-            if key < pending[0]:
+        for number, frame in enumerate(container.decode(stream)):
+            time = float(frame.pts * stream.time_base) if frame.pts is not None else number / rate
+            key = time if index.by_time else number
+            if key < index.times[pending[0]]:
                 continue
             video.frames.append(_upright(frame))
             video.times.append(time)
-            pending = [target for target in pending if target > key]
+            video.positions.append(pending[0])
+            pending = [position for position in pending if index.times[position] > key]
             if not pending:
                 break
     if not video.frames:
-        raise VideoLoadError(f"{name}: no frame of the video stream could be decoded")
+        raise VideoLoadError(f"{index.path}: no frame of the video stream could be decoded")
     return video
 
 

@@ -1,0 +1,118 @@
+"""Preparing one source file: its rows (an image, or a video's sampled frames) and its record.
+
+This is what the worker processes of `corit prepare` run. A record says what became of the file: its status
+(`prepared_format.STATUSES`), the rows it gave, and for a video the frames sampled, kept, with a face and
+replaced. Nothing here raises for bad input: a file that cannot be used gives no rows and a record saying why.
+"""
+
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+from ..video.faces import FaceDetector
+from ..video.frames import VideoLoadError
+from ..video.inputs import FrameOptions, PreparedFrames, prepare_images, prepare_video
+from .images import ImageLoadError
+from .prepared_format import PrepareOptions
+from .storage import open_unchanged, png_bytes, stored_size
+
+
+class SourceFile(NamedTuple):
+    """One file to prepare: its number in the plan, its source folder (index), path relative to that folder,
+    whether it is a video, and each (split, label, family) it belongs to (FaceForensics++ reuses its reals)."""
+
+    index: int
+    source: int
+    path: str
+    video: bool
+    memberships: tuple[tuple[str, int, str], ...]
+
+
+class FileResult(NamedTuple):
+    """The rows of one source file (without their split, label and family) and its record."""
+
+    index: int
+    rows: list[dict]
+    record: dict
+
+
+def prepare_file(task: SourceFile, root: str, options: PrepareOptions, detector: FaceDetector | None) -> FileResult:
+    """Prepare one source file under `root`; bad files give no rows and a record with their status and reason."""
+    path = Path(root, task.path)
+    record = {"file": task.path, "source": task.source, "splits": [split for split, _, _ in task.memberships]}
+    try:
+        if os.path.getsize(path) == 0:
+            return FileResult(task.index, [], {**record, "status": "empty", "rows": 0, "reason": "empty file"})
+        rows, details = (_video_rows if task.video else _image_rows)(path, task.path, options, detector)
+    except (ImageLoadError, VideoLoadError) as error:
+        reason = str(error).removeprefix(f"{path}: ")
+        return FileResult(task.index, [], {**record, "status": error.status, "rows": 0, "reason": reason})
+    except FileNotFoundError:
+        return FileResult(task.index, [], {**record, "status": "not_found", "rows": 0, "reason": "file not found"})
+    except OSError as error:
+        reason = error.strerror or str(error)
+        return FileResult(task.index, [], {**record, "status": "unreadable", "rows": 0, "reason": reason})
+    return FileResult(task.index, rows, {**record, "rows": len(rows), **details})
+
+
+def _frame_options(options: PrepareOptions) -> FrameOptions:
+    return FrameOptions(frames=options.frames, faces=options.faces, face_fallback=options.face_fallback)
+
+
+def _image_rows(path: Path, name: str, options: PrepareOptions, detector: FaceDetector | None) -> tuple[list, dict]:
+    """One row for a still image: by reference (or its own bytes with `embed`) when it decodes unchanged, else
+    its conversion as PNG; with faces, the face crop at `size` (or the image, or nothing, without a face)."""
+    image, unchanged, file_format = open_unchanged(path, options.max_pixels)
+    original = {"width": image.width, "height": image.height, "format": file_format}
+    if options.faces:
+        prepared = prepare_images([image], [0.0], _frame_options(options), detector)
+        if not prepared.images:
+            return [], {"status": "no_face", "reason": "no face found"}
+        rows = [{**row, **original} for row in _frame_rows(prepared, options, video=False)]
+        return rows, _face_status(prepared.faces, 1, "no face found; kept whole")
+    if unchanged:
+        stored = {"path": name, "bytes": path.read_bytes() if options.embed else None}
+    else:
+        stored = {"path": None, "bytes": png_bytes(image)}
+    return [{"image": stored, **original}], {"status": "ok", "reason": ""}
+
+
+def _video_rows(path: Path, name: str, options: PrepareOptions, detector: FaceDetector | None) -> tuple[list, dict]:
+    """A row per kept frame of a video: frames sampled evenly in time, face-cropped with `faces` (a frame
+    without a face replaced by a nearby one that has one), stored as PNG at `size`."""
+    prepared = prepare_video(path, _frame_options(options), detector)
+    width, height = prepared.frame_size
+    original = {"width": width, "height": height, "format": prepared.codec}
+    rows = [{**row, **original} for row in _frame_rows(prepared, options, video=True)]
+    details = {
+        "sampled": prepared.sampled,
+        "total_frames": prepared.total_frames,
+        "faces": prepared.faces if options.faces else None,
+        "replaced": prepared.replaced if options.faces else None,
+    }
+    short = prepared.sampled < options.frames
+    kept_whole = len(rows) - prepared.faces if options.faces else 0
+    dropped = prepared.sampled - len(rows)
+    reasons = [f"the video has only {prepared.total_frames} frames"] if short else []
+    if kept_whole:
+        reasons.append(f"{kept_whole} of {len(rows)} frames kept whole without a face")
+    if dropped:
+        reasons.append(f"{dropped} of {prepared.sampled} frames dropped without a face")
+    return rows, {"status": "partial" if reasons else "ok", "reason": "; ".join(reasons), **details}
+
+
+def _frame_rows(prepared: PreparedFrames, options: PrepareOptions, video: bool) -> list[dict]:
+    """The prepared images as PNG rows at `size`, with their position, time and face box."""
+    rows = []
+    for image, box, time, position in zip(prepared.images, prepared.boxes, prepared.times, prepared.positions):
+        row = {"image": {"path": None, "bytes": png_bytes(stored_size(image, box is not None, options.size))}}
+        if video:
+            row.update(frame_index=position, time=time)
+        if options.faces:
+            row["box"] = list(box.as_tuple()) if box is not None else None
+        rows.append(row)
+    return rows
+
+
+def _face_status(faces: int, kept: int, whole_reason: str) -> dict:
+    return {"status": "ok", "reason": ""} if faces == kept else {"status": "partial", "reason": whole_reason}
