@@ -1,5 +1,6 @@
 """Test videos made with PyAV: moving crops of the packaged face photos, optionally forged in the face region."""
 
+import shutil
 from fractions import Fraction
 from pathlib import Path
 
@@ -93,3 +94,12 @@ def write_audio_only(path: Path, seconds: float = 0.5) -> Path:
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def place_clips(clips, root, files: dict[str, int]):
+    """Copy the real (0) or fake (1) clip to each relative path of `files`."""
+    for relative, label in files.items():
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(clips[label], target)
+    return root

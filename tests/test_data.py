@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from _layouts import BLUE, LAYOUT_CASES, RED, make_layout
 from datasets import DatasetDict, load_dataset
 from datasets import Image as ImageFeature
 from PIL import Image
@@ -31,7 +32,6 @@ from corit_hf.data import (
 
 
 REQUIRED_FAMILIES = {"gan", "resample", "diffusion", "vae", "spectral", "splice"}
-RED, BLUE = (200, 30, 30), (30, 30, 200)
 
 
 def encoded(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
@@ -252,52 +252,6 @@ def test_written_folder_round_trips_and_has_a_hub_card(benchmark, tmp_path):
     assert list(hub_style) == list(small) and sorted(hub_style["train"]["label"]) == [0, 0, 0, 1, 1, 1]
     with pytest.raises(FileExistsError):
         write_benchmark_folder(small, folder)
-
-
-def make_layout(root, folders: dict[str, tuple]) -> None:
-    """Two small images per class folder, red for real and blue for fake."""
-    for folder, colour in folders.items():
-        (root / folder).mkdir(parents=True)
-        for index in range(2):
-            Image.new("RGB", (8, 8), colour).save(root / folder / f"{index}.png")
-
-
-LAYOUT_CASES = {
-    "flat": ({"0_real": RED, "1_fake": BLUE}, {"test": 4}),
-    "universal-fake-detect": (
-        {"guided/0_real": RED, "guided/1_fake": BLUE, "ldm-200/0_real": RED, "ldm-200/1_fake": BLUE},
-        {"test_guided": 4, "test_ldm_200": 4},
-    ),
-    "forensynths": (
-        {
-            "train/car/0_real": RED,
-            "train/car/1_fake": BLUE,
-            "train/cat/0_real": RED,
-            "train/cat/1_fake": BLUE,
-            "val/car/0_real": RED,
-            "val/car/1_fake": BLUE,
-            "test/stylegan/bedroom/0_real": RED,
-            "test/stylegan/bedroom/1_fake": BLUE,
-        },
-        {"train": 8, "validation": 4, "test_stylegan": 4},
-    ),
-    "forensynths-testset": (
-        {"biggan/0_real": RED, "biggan/1_fake": BLUE, "stylegan/car/0_real": RED, "stylegan/car/1_fake": BLUE},
-        {"test_biggan": 4, "test_stylegan": 4},
-    ),
-    "genimage": (
-        {
-            "sdv14/imagenet_ai/train/nature": RED,
-            "sdv14/imagenet_ai/train/ai": BLUE,
-            "sdv14/imagenet_ai/val/nature": RED,
-            "sdv14/imagenet_ai/val/ai": BLUE,
-            "midjourney/imagenet_mj/val/nature": RED,
-            "midjourney/imagenet_mj/val/ai": BLUE,
-        },
-        {"train": 4, "test_midjourney": 4, "test_sdv14": 4},
-    ),
-    "real-fake-families": ({"Real": RED, "fake/gan": BLUE, "fake/vae": BLUE}, {"test": 6}),
-}
 
 
 @pytest.mark.parametrize("layout", LAYOUT_CASES, ids=list(LAYOUT_CASES))

@@ -1,10 +1,9 @@
 """FaceForensics++, Celeb-DF, DFDC and real/fake video layouts, and videos in `corit evaluate` and `corit train`."""
 
 import json
-import shutil
 
 import pytest
-from _videos import astronaut, forge_region, moving_crops, write_video
+from _videos import astronaut, forge_region, moving_crops, place_clips, write_video
 
 from corit_hf.cli import main
 from corit_hf.data import load_forensic_folder
@@ -23,15 +22,6 @@ def clips(tmp_path_factory):
     return write_video(folder / "real.mp4", frames), write_video(folder / "fake.mp4", forged)
 
 
-def _place(clips, root, files: dict[str, int]):
-    """Copy the real (0) or fake (1) clip to each relative path of `files`."""
-    for relative, label in files.items():
-        target = root / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(clips[label], target)
-    return root
-
-
 def _videos_by_split(dataset) -> dict[str, dict[str, int]]:
     return {
         name: {video: label for video, label in zip(split["video"], split["label"])} for name, split in dataset.items()
@@ -39,7 +29,7 @@ def _videos_by_split(dataset) -> dict[str, dict[str, int]]:
 
 
 def test_faceforensics_has_one_test_split_per_method(clips, tmp_path):
-    root = _place(
+    root = place_clips(
         clips,
         tmp_path / "FaceForensics++",
         {
@@ -70,7 +60,7 @@ def test_faceforensics_has_one_test_split_per_method(clips, tmp_path):
 def test_faceforensics_compressions_get_their_own_splits(clips, tmp_path):
     files = {f"original_sequences/youtube/{c}/videos/000.mp4": 0 for c in ("c23", "c40")}
     files.update({f"manipulated_sequences/FaceSwap/{c}/videos/000_001.mp4": 1 for c in ("c23", "c40")})
-    dataset, _ = load_forensic_folder(_place(clips, tmp_path, files), frame_options=TWO_FRAMES)
+    dataset, _ = load_forensic_folder(place_clips(clips, tmp_path, files), frame_options=TWO_FRAMES)
     assert _videos_by_split(dataset)["test_FaceSwap_c40"] == {
         "original_sequences/youtube/c40/videos/000.mp4": 0,
         "manipulated_sequences/FaceSwap/c40/videos/000_001.mp4": 1,
@@ -85,7 +75,7 @@ def test_celeb_df_tests_the_listed_videos_and_trains_on_the_rest(clips, tmp_path
         "Celeb-synthesis/id0_id1_0000.mp4": 1,
         "Celeb-synthesis/id0_id1_0001.mp4": 1,
     }
-    root = _place(clips, tmp_path / "Celeb-DF-v2", files)
+    root = place_clips(clips, tmp_path / "Celeb-DF-v2", files)
     # The list's own numbers mean 1 = real, 0 = synthesised; labels come from the folders.
     (root / "List_of_testing_videos.txt").write_text("1 YouTube-real/00000.mp4\n0 Celeb-synthesis/id0_id1_0001.mp4\n")
     dataset, _ = load_forensic_folder(root, frame_options=TWO_FRAMES)
@@ -97,7 +87,7 @@ def test_celeb_df_tests_the_listed_videos_and_trains_on_the_rest(clips, tmp_path
 
 
 def test_dfdc_reads_labels_and_splits_from_metadata_and_skips_bad_videos(clips, tmp_path):
-    root = _place(clips, tmp_path / "dfdc", {"part_0/aaa.mp4": 1, "part_0/bbb.mp4": 0, "part_1/ccc.mp4": 1})
+    root = place_clips(clips, tmp_path / "dfdc", {"part_0/aaa.mp4": 1, "part_0/bbb.mp4": 0, "part_1/ccc.mp4": 1})
     (root / "part_0" / "broken.mp4").write_text("not a video")
     metadata = {
         "aaa.mp4": {"label": "FAKE", "split": "train", "original": "bbb.mp4"},
@@ -121,7 +111,7 @@ def test_dfdc_reads_labels_and_splits_from_metadata_and_skips_bad_videos(clips, 
 def video_folder(clips, tmp_path_factory):
     """real/ and fake/ folders of videos, plus a still image and an unreadable video."""
     root = tmp_path_factory.mktemp("real_fake_videos")
-    _place(clips, root, {"real/r1.mp4": 0, "real/r2.mp4": 0, "fake/f1.mp4": 1, "fake/f2.mp4": 1})
+    place_clips(clips, root, {"real/r1.mp4": 0, "real/r2.mp4": 0, "fake/f1.mp4": 1, "fake/f2.mp4": 1})
     astronaut().resize((64, 64)).save(root / "real" / "photo.png")
     (root / "fake" / "zero.mp4").write_bytes(b"")
     return root
@@ -158,7 +148,7 @@ def test_evaluate_reports_frame_and_video_scores(video_folder, tmp_path, capsys)
 
 
 def test_train_samples_frames_from_video_folders(clips, tmp_path):
-    root = _place(clips, tmp_path / "celeb", {"Celeb-real/a.mp4": 0, "Celeb-synthesis/b.mp4": 1})
+    root = place_clips(clips, tmp_path / "celeb", {"Celeb-real/a.mp4": 0, "Celeb-synthesis/b.mp4": 1})
     (root / "List_of_testing_videos.txt").write_text("")
     output = tmp_path / "model"
     args = ["train", "--data", str(root), "--frames", "2", "--max-steps", "2", "--batch-size", "2", "--rho", "0.05"]

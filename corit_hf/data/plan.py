@@ -41,7 +41,7 @@ class Plan:
     def splits(self) -> list[str]:
         return sorted(self.split_sources, key=split_sort_key)
 
-    @property
+    @functools.cached_property
     def videos(self) -> bool:
         return any(task.video for task in self.files)
 

@@ -7,6 +7,7 @@ Killed at any moment and run again, it reads the journals back and prepares only
 the result is the same, byte for byte, as an uninterrupted run with any number of processes.
 """
 
+import ctypes
 import fcntl
 import json
 import multiprocessing
@@ -53,6 +54,8 @@ LOCK_FILE = ".corit-prepare.lock"
 IMAGES_PER_TASK = 32
 """Still images sent to a worker at a time (a video goes alone)."""
 MAX_LISTED = 10
+PR_SET_PDEATHSIG = 1
+"""Linux prctl option: the signal a process gets when its parent dies."""
 
 
 class PreparationInterrupted(KeyboardInterrupt):
@@ -147,12 +150,13 @@ def _storage_errors(output: Path) -> Iterator[None]:
 
 @contextmanager
 def _locked(output: Path) -> Iterator[None]:
-    """Hold the output's lock file: two preparations writing into one folder would corrupt it."""
+    """Hold the output's lock file: two preparations writing into one folder would corrupt it. A POSIX record
+    lock belongs to this process alone (worker processes do not inherit it), so it goes when this process dies."""
     output.mkdir(parents=True, exist_ok=True)
     with open(output / LOCK_FILE, "w") as lock:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
             raise ValueError(f"another `corit prepare` is writing to {output}.") from None
         yield
 
@@ -239,7 +243,8 @@ def _run(plan: Plan, options: PrepareOptions, output: Path, num_proc: int, progr
             chunk = plan.chunk_of(result.index)
             if chunk not in journals:
                 journals[chunk] = ChunkJournal(work, chunk, schema)
-            journals[chunk].add(result.index, _split_rows(plan.files[result.index], result), result.record)
+            rows = _split_rows(plan.files[result.index], result, plan.videos)
+            journals[chunk].add(result.index, rows, result.record)
             remaining[chunk] -= 1
             if remaining[chunk] == 0:
                 journals.pop(chunk).close()
@@ -265,9 +270,10 @@ def _in_order(finished: dict) -> list:
     return [finished[index] for index in sorted(finished)]
 
 
-def _split_rows(task: SourceFile, result: FileResult) -> list[dict]:
-    """A file's rows once per (split, label, family) it belongs to, with its path (and video name)."""
-    named = {"file": task.path, **({"video": task.path} if task.video else {})}
+def _split_rows(task: SourceFile, result: FileResult, videos: bool) -> list[dict]:
+    """A file's rows once per (split, label, family) it belongs to, with its path; with `videos` also as the
+    `video` that groups frames for video-level scores (an image is its own video)."""
+    named = {"file": task.path, **({"video": task.path} if videos else {})}
     return [
         {**row, "split": split, "label": label, "family": family, **named}
         for split, label, family in task.memberships
@@ -341,9 +347,12 @@ _worker: _Worker | None = None
 
 
 def _start_worker(roots: list[str], options: PrepareOptions) -> None:
-    """Worker process set-up: Ctrl-C is the main process's to handle (it stops the pool)."""
+    """Worker process set-up: Ctrl-C is the main process's to handle (it stops the pool), and on Linux a worker
+    ends with the main process even when that is killed outright."""
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     _worker = _Worker(roots, options)
 
 
