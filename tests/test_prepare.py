@@ -1,6 +1,7 @@
 """`corit prepare`: every layout prepared and read back, resume after a real SIGKILL, the cache of raw folders,
 `--frames K`, the records of broken files, and the same scores on prepared data as on the raw folder."""
 
+import csv
 import json
 import os
 import signal
@@ -295,6 +296,14 @@ def test_commands_on_prepared_data_score_as_on_the_raw_folder(clips, tmp_path):
         assert main([*command, "--cache-dir", str(tmp_path / "cache")]) == 0
         scores[name] = json.loads(output.read_text())["splits"]
     assert scores["raw"] == scores["prepared"] and scores["raw"]["test"]["video_n"] == 4
+    for name, data in (("raw", source), ("prepared", prepared)):
+        command = ["predict", str(model), str(data), "--frames", "3", "--per-frame"]
+        assert main([*command, "--output", str(tmp_path / f"{name}.csv")]) == 0
+    raw, ready = (list(csv.DictReader(open(tmp_path / f"{name}.csv"))) for name in ("raw", "prepared"))
+    probability = "fake_probability"
+    assert [{**row, probability: ""} for row in ready] == [{**row, probability: ""} for row in raw]
+    assert [float(row[probability]) for row in ready] == pytest.approx([float(row[probability]) for row in raw])
+    assert len(raw) == 2 + 2 * (1 + 3)  # two images, two videos with a row per frame
 
 
 def test_aggregate_videos_matches_a_reference_and_scales_with_frames():

@@ -230,20 +230,36 @@ def evaluate(args: argparse.Namespace) -> int:
 
 def predict(args: argparse.Namespace) -> int:
     """Fake probabilities of image files and folders as CSV / JSON Lines; unreadable files go to stderr."""
+    from ..data.prepared import is_prepared
     from ..evaluation.predict import collect_image_paths, predict_files, prediction_format, write_predictions
+    from ..evaluation.predict_prepared import predict_prepared
     from ..evaluation.scoring import load_detector
     from ..files import atomic_target
 
     _check_positive(batch_size=args.batch_size)
     file_format = prediction_format(args.output, args.format)
-    paths = collect_image_paths(args.paths)
-    if not paths:
+    prepared = [path for path in args.paths if is_prepared(path)]
+    paths = collect_image_paths(path for path in args.paths if path not in prepared)
+    if not paths and not prepared:
         raise FileNotFoundError(f"no image or video files found in {' '.join(args.paths)}.")
     options = _frame_options(args)
     model, image_processor = load_detector(args.model)
     rows, skipped = predict_files(
         model, image_processor, paths, args.batch_size, args.threshold, options=options, per_frame=args.per_frame
     )
+    for folder in prepared:
+        request = {"frames": args.frames, "faces": args.faces, "face_fallback": args.face_fallback}
+        folder_rows, folder_skipped = predict_prepared(
+            model,
+            image_processor,
+            folder,
+            args.batch_size,
+            args.threshold,
+            options.aggregate,
+            args.per_frame,
+            **request,
+        )
+        rows, skipped = rows + folder_rows, skipped + folder_skipped
     for path, reason in skipped:
         print(f"corit predict: skipped {path}: {reason}", file=sys.stderr)
     if args.output:

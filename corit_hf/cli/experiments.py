@@ -121,7 +121,12 @@ def add_predict_command(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("model", metavar="MODEL", help="a model folder (from `corit train`) or a Hub repo id")
-    parser.add_argument("paths", metavar="PATH", nargs="+", help="image and video files or folders")
+    parser.add_argument(
+        "paths",
+        metavar="PATH",
+        nargs="+",
+        help="image and video files or folders, or folders prepared by `corit prepare` (read as prepared)",
+    )
     add_frame_arguments(parser, aggregate=True)
     parser.add_argument(
         "--per-frame", action="store_true", help="after each video's row, one row per scored frame (frame_time)"

@@ -1,4 +1,5 @@
-"""Forensic data: robust image opening, the offline forgery benchmark, folder loaders and the collator."""
+"""Forensic data: robust image opening, the offline forgery benchmark, folder loaders, prepared datasets
+(`corit prepare`) and the collator."""
 
 from .benchmark import build_benchmark
 from .collator import ForensicCollator
@@ -6,6 +7,9 @@ from .export import write_benchmark_folder
 from .families import FAMILIES, ForgeryFamily, get_family, register_family
 from .folders import ForensicFolder, LoadReport, load_forensic_folder
 from .images import DEFAULT_MAX_PIXELS, ImageLoadError, open_image
+from .prepare import PrepareSummary, prepare_dataset
+from .prepared import open_prepared
+from .prepared_format import PrepareOptions
 
 
 __all__ = [
@@ -16,10 +20,14 @@ __all__ = [
     "ForgeryFamily",
     "ImageLoadError",
     "LoadReport",
+    "PrepareOptions",
+    "PrepareSummary",
     "build_benchmark",
     "get_family",
     "load_forensic_folder",
     "open_image",
+    "open_prepared",
+    "prepare_dataset",
     "register_family",
     "write_benchmark_folder",
 ]

@@ -88,17 +88,36 @@ def load_prepared(
     options = PrepareOptions.from_record(recorded["options"])
     _check_agrees(folder, options, frames, faces, face_fallback)
     splits = load_from_disk(str(folder))
-    for source in recorded["sources"]:
-        images = PreparedImages(_source_root(folder, source))
-        for name in source["splits"]:
-            if name not in splits:
-                continue
-            split = splits[name].cast_column("image", Image(decode=False))
-            if frames is not None and frames < options.frames and recorded["videos"]:
-                split = fewer_frames(split, frames)
-            split.set_transform(images)
-            splits[name] = split
+    for name, root in split_sources(folder).items():
+        split = splits[name].cast_column("image", Image(decode=False))
+        if frames is not None and frames < options.frames and recorded["videos"]:
+            split = fewer_frames(split, frames)
+        split.set_transform(PreparedImages(root))
+        splits[name] = split
     return splits
+
+
+def source_roots(folder: str | os.PathLike) -> list[Path]:
+    """The source folders of a complete preparation, in order: beside the prepared folder as they were (the
+    pair may have moved together), else at their recorded absolute paths."""
+    folder = Path(folder)
+    roots = []
+    for source in json.loads((folder / PREPARE_FILE).read_text())["sources"]:
+        relative = (folder / source["relative_root"]).resolve()
+        roots.append(relative if relative.is_dir() else Path(source["root"]))
+    return roots
+
+
+def split_sources(folder: str | os.PathLike) -> dict[str, Path]:
+    """The source folder of each split of a complete preparation (splits without rows left out)."""
+    recorded = json.loads((Path(folder) / PREPARE_FILE).read_text())
+    roots = source_roots(folder)
+    return {
+        name: roots[number]
+        for number, source in enumerate(recorded["sources"])
+        for name in source["splits"]
+        if name in recorded["rows"]
+    }
 
 
 def _check_agrees(folder: Path, options: PrepareOptions, frames: int | None, faces, face_fallback) -> None:
@@ -119,13 +138,6 @@ def _check_agrees(folder: Path, options: PrepareOptions, frames: int | None, fac
             f"{folder} holds {options.frames} frames per video, fewer than --frames {frames}; prepare it again "
             f"with --frames {frames} (or ask for {options.frames} or fewer)."
         )
-
-
-def _source_root(folder: Path, source: dict) -> Path:
-    """A source folder of a preparation: beside the prepared folder as it was (the pair may have moved
-    together), else at its recorded absolute path."""
-    relative = (folder / source["relative_root"]).resolve()
-    return relative if relative.is_dir() else Path(source["root"])
 
 
 def fewer_frames(split: Dataset, frames: int) -> Dataset:

@@ -62,7 +62,7 @@ def predict_files(
         skipped.extend(batch_skipped)
         probabilities = image_probabilities(model, image_processor, [item.images[0] for item in prepared], batch_size)
         for (index, path), item, probability in zip(batch, prepared, probabilities):
-            rows[index] = [_prediction_row(path, float(probability), threshold, options, item)]
+            rows[index] = [prediction_row(path, float(probability), threshold, options, item)]
         bar.update(len(batch) + len(batch_skipped))
     for index, path in enumerate(paths):
         if is_video_path(path):
@@ -114,17 +114,19 @@ def _video_rows(
     prepared = prepare_video(path, options)
     probabilities = image_probabilities(model, image_processor, prepared.images, batch_size)
     video = float(AGGREGATES[options.aggregate](probabilities))
-    rows = [_prediction_row(path, video, threshold, options, prepared)]
+    rows = [prediction_row(path, video, threshold, options, prepared)]
     if per_frame:
         for time, box, probability in zip(prepared.times, prepared.boxes, probabilities):
             frame = {"frame_time": round(time, 3), "faces": int(box is not None) if options.faces else ""}
-            rows.append({**_prediction_row(path, float(probability), threshold), **frame})
+            rows.append({**prediction_row(path, float(probability), threshold), **frame})
     return rows
 
 
-def _prediction_row(
+def prediction_row(
     path: Path, probability: float, threshold: float, options: FrameOptions | None = None, item=None
 ) -> dict:
+    """A file's (or frame's) prediction row; with the prepared `item` of a video or face crop, its frame and face
+    counts."""
     row = {
         "path": str(path),
         "fake_probability": probability,

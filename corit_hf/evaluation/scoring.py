@@ -78,6 +78,21 @@ def batch_collator(image_processor: object | None):
     return default_data_collator if image_processor is None else ForensicCollator(image_processor)
 
 
+def dataset_probabilities(
+    model: PreTrainedModel, dataset: Dataset | TorchDataset, image_processor: object | None, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """`fake_probabilities` of every row of a dataset (read in batches, in order) and the rows' labels."""
+    was_training = model.training
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=batch_collator(image_processor))
+    scores, labels = [], []
+    for batch in loader:
+        scores.append(fake_probabilities(model, batch["pixel_values"]))
+        labels.append(batch["labels"].numpy())
+    model.train(was_training)
+    return np.concatenate(scores), np.concatenate(labels)
+
+
 def score_dataset(
     model: PreTrainedModel,
     dataset: Dataset | TorchDataset,
@@ -91,16 +106,8 @@ def score_dataset(
     `label` columns (or, with `image_processor=None`, already preprocessed `pixel_values` and `labels`). A `video`
     column adds the same scores per video (`video_auc`, ...; a video's probability is the `aggregate` of its
     frames')."""
-    was_training = model.training
-    model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=batch_collator(image_processor))
-    scores, labels = [], []
-    for batch in loader:
-        scores.append(fake_probabilities(model, batch["pixel_values"]))
-        labels.append(batch["labels"].numpy())
-    model.train(was_training)
-    references = is_fake(np.concatenate(labels), real_label_id(model))
-    probabilities = np.concatenate(scores)
+    probabilities, labels = dataset_probabilities(model, dataset, image_processor, batch_size)
+    references = is_fake(labels, real_label_id(model))
     report = collapse_report(probabilities, references, threshold, margin)
     if VIDEO_COLUMN in getattr(dataset, "column_names", ()):
         videos = dataset[VIDEO_COLUMN]
