@@ -1,0 +1,153 @@
+"""Throughput and memory of `corit prepare`: images/s and frames/s (with and without faces) for 1 and 2 processes,
+rated per CPU-second; face-cropped frames per CPU-second of the folder loader; peak RSS against dataset size;
+`corit train` start-up on large prepared datasets.
+
+    python benchmarks/prepare_throughput.py [--sections images videos loader rss startup]
+        [--images 2000] [--videos 6] [--rss-images 2000 20000] [--train-rows 10000 100000]
+
+images:  256 px JPEG photo crops (as benchmarks/input_pipeline.py writes them), checked and referenced by path.
+videos:  1280x720 25 fps 10 s H.264 clips with a face (as benchmarks/video_throughput.py makes them), 32 frames
+         each, stored at 256 px, without and with face crops.
+loader:  the same clips through `load_forensic_folder` (in memory, a thread pool: the path every command took
+         before `corit prepare`); this section alone runs on older checkouts too, for the before/after ratio.
+rss:     peak RSS of a fresh process preparing N small images (one process), for each N.
+startup: a prepared dataset of N tiny images per N, then `corit train --max-steps 1` on it: wall time of the
+         whole command and its peak RSS.
+CPU-seconds are user + system time of this process and of its finished children (the worker processes), so a
+busy machine does not inflate the rates.
+"""
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from input_pipeline import write_jpeg_folder
+from PIL import Image
+from video_throughput import make_clip
+
+from corit_hf.data import load_forensic_folder
+from corit_hf.video.inputs import FrameOptions
+
+
+FRAMES = 32
+SIZE = 256
+
+
+def cpu_seconds() -> float:
+    """User + system seconds of this process and of its children that have ended."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def measured(function, *args, **kwargs) -> tuple[object, float, float]:
+    """The result of a call, its wall seconds and its CPU-seconds."""
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - wall, cpu_seconds() - cpu
+
+
+def prepare_rates(source: Path, work: Path, label: str, unit: str, processes: list[int], **options) -> None:
+    """Prepare `source` with each process count; print rows per wall second and per CPU-second."""
+    from corit_hf.data import PrepareOptions, prepare_dataset
+
+    for count in processes:
+        output = work / f"{label}-{count}"
+        summary, wall, cpu = measured(
+            prepare_dataset, [source], output, PrepareOptions(**options), num_proc=count, progress=False
+        )
+        rows = sum(summary.rows.values())
+        print(f"  {label:<22} {count} proc  {rows / wall:8.1f} {unit}/s  {rows / cpu:8.1f} {unit} per CPU-s")
+
+
+def write_clips(root: Path, count: int) -> None:
+    for index in range(count):
+        folder = root / ("real" if index % 2 == 0 else "fake")
+        folder.mkdir(parents=True, exist_ok=True)
+        make_clip(folder / f"clip_{index}.mp4", 10.0, index)
+
+
+def write_tiny_images(root: Path, count: int, size: int) -> None:
+    """`count` PNG images of `size` px with random pixels, half under train/real and half under train/fake."""
+    rng = np.random.default_rng(0)
+    for index in range(count):
+        folder = root / "train" / ("real" if index % 2 == 0 else "fake")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / f"{index:06d}.png")
+
+
+def peak_rss_mb(command: list[str]) -> tuple[float, float]:
+    """Run a command; its wall seconds and the peak RSS (MB) of the largest process of it."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    if status != 0:
+        raise RuntimeError(f"{command} failed: {process.stderr.read().decode()[-2000:]}")
+    return time.perf_counter() - start, usage.ru_maxrss / 1024
+
+
+def prepare_in_fresh_process(source: Path, output: Path, processes: int) -> tuple[float, float]:
+    code = (
+        "import sys; from corit_hf.data import prepare_dataset; "
+        "prepare_dataset([sys.argv[1]], sys.argv[2], num_proc=int(sys.argv[3]), progress=False)"
+    )
+    return peak_rss_mb([sys.executable, "-c", code, str(source), str(output), str(processes)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sections = ("images", "videos", "loader", "rss", "startup")
+    parser.add_argument("--sections", nargs="+", choices=sections, default=list(sections))
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--videos", type=int, default=6)
+    parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rss-images", type=int, nargs="+", default=[2000, 20000])
+    parser.add_argument("--train-rows", type=int, nargs="+", default=[10000, 100000])
+    args = parser.parse_args()
+    print(f"{os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        if "images" in args.sections:
+            write_jpeg_folder(work / "images" / "train", args.images, 256)
+            print(f"{args.images} JPEG images of 256 px:")
+            prepare_rates(work / "images", work, "images by path", "images", args.processes)
+            prepare_rates(work / "images", work, "images embedded", "images", args.processes, embed=True)
+        if {"videos", "loader"} & set(args.sections):
+            write_clips(work / "clips", args.videos)
+            print(f"{args.videos} clips of 10 s at 1280x720, {FRAMES} frames each, stored at {SIZE} px:")
+        if "videos" in args.sections:
+            prepare_rates(work / "clips", work, "frames", "frames", args.processes, frames=FRAMES, size=SIZE)
+            prepare_rates(work / "clips", work, "face-cropped frames", "frames", args.processes, faces=True)
+        if "loader" in args.sections:
+            options = FrameOptions(frames=FRAMES, faces=True)
+            (splits, _), wall, cpu = measured(
+                load_forensic_folder, work / "clips", frame_options=options, frame_size=SIZE
+            )
+            rows = sum(len(split) for split in splits.values())
+            print(
+                f"  {'loader, face-cropped':<22} threads {rows / wall:8.1f} frames/s  {rows / cpu:8.1f} frames per CPU-s"
+            )
+        if "rss" in args.sections:
+            print("peak RSS of one process preparing N images of 64 px (referenced by path):")
+            for count in args.rss_images:
+                write_tiny_images(work / f"rss-{count}", count, 64)
+                wall, rss = prepare_in_fresh_process(work / f"rss-{count}", work / f"rss-{count}-out", 1)
+                print(f"  {count:>7} images  {rss:7.1f} MB  ({wall:.1f} s)")
+        if "startup" in args.sections:
+            print("`corit train --max-steps 1` on a prepared dataset of N rows (16 px images, by path):")
+            for count in args.train_rows:
+                write_tiny_images(work / f"train-{count}", count, 16)
+                prepare_in_fresh_process(work / f"train-{count}", work / f"train-{count}-out", os.cpu_count() or 1)
+                command = [sys.executable, "-m", "corit_hf.cli", "train", "--data", str(work / f"train-{count}-out")]
+                command += ["--max-steps", "1", "--gsnr-every", "0", "--workers", "0", "--output-dir", str(work / "m")]
+                wall, rss = peak_rss_mb(command)
+                print(f"  {count:>7} rows  {wall:6.1f} s for the whole command  {rss:7.1f} MB peak RSS")
+
+
+if __name__ == "__main__":
+    main()
