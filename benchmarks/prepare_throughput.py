@@ -99,12 +99,56 @@ def prepare_in_fresh_process(source: Path, output: Path, processes: int) -> tupl
     return peak_rss_mb([sys.executable, "-c", code, str(source), str(output), str(processes)])
 
 
+def video_sections(work: Path, args: argparse.Namespace) -> None:
+    """Frames per second and per CPU-second of `corit prepare` and of the folder loader on 720p clips."""
+    write_clips(work / "clips", args.videos)
+    print(f"{args.videos} clips of 10 s at 1280x720, {FRAMES} frames each, stored at {SIZE} px:")
+    if "videos" in args.sections:
+        prepare_rates(work / "clips", work, "frames", "frames", args.processes, frames=FRAMES, size=SIZE)
+        prepare_rates(work / "clips", work, "face-cropped frames", "frames", args.processes, faces=True)
+    if "loader" in args.sections:
+        options = FrameOptions(frames=FRAMES, faces=True)
+        loaded, wall, cpu = measured(load_forensic_folder, work / "clips", frame_options=options, frame_size=SIZE)
+        rows = sum(len(split) for split in loaded[0].values())
+        label = "loader, face-cropped"
+        print(f"  {label:<22} threads {rows / wall:8.1f} frames/s  {rows / cpu:8.1f} frames per CPU-s")
+
+
+def rss_section(work: Path, counts: list[int]) -> None:
+    """Peak RSS of a fresh process preparing each number of images."""
+    print("peak RSS of one process preparing N images of 64 px (referenced by path):")
+    for count in counts:
+        write_tiny_images(work / f"rss-{count}", count, 64)
+        wall, rss = prepare_in_fresh_process(work / f"rss-{count}", work / f"rss-{count}-out", 1)
+        print(f"  {count:>7} images  {rss:7.1f} MB  ({wall:.1f} s)")
+
+
+def startup_section(work: Path, counts: list[int]) -> None:
+    """`corit train --max-steps 1` on prepared datasets of each size: wall time and peak RSS; and the time to
+    open the dataset and read its last row in this process."""
+    from corit_hf.data import open_prepared
+
+    print("`corit train --max-steps 1` on a prepared dataset of N rows (16 px images, by path):")
+    for count in counts:
+        source, output = work / f"train-{count}", work / f"train-{count}-out"
+        write_tiny_images(source, count, 16)
+        prepare_in_fresh_process(source, output, os.cpu_count() or 1)
+        command = [sys.executable, "-m", "corit_hf.cli", "train", "--data", str(output), "--max-steps", "1"]
+        wall, rss = peak_rss_mb([*command, "--gsnr-every", "0", "--workers", "0", "--output-dir", str(work / "m")])
+        train, seconds, _ = measured(lambda folder=output: open_prepared(folder)["train"])
+        last = measured(train.__getitem__, len(train) - 1)[1]
+        print(
+            f"  {count:>7} rows  {wall:6.1f} s for the whole command  {rss:7.1f} MB peak RSS  "
+            f"(open_prepared {seconds:.2f} s, last row read in {last * 1000:.1f} ms)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sections = ("images", "videos", "loader", "rss", "startup")
     parser.add_argument("--sections", nargs="+", choices=sections, default=list(sections))
     parser.add_argument("--images", type=int, default=2000)
-    parser.add_argument("--videos", type=int, default=6)
+    parser.add_argument("--videos", type=int, default=4)
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rss-images", type=int, nargs="+", default=[2000, 20000])
     parser.add_argument("--train-rows", type=int, nargs="+", default=[10000, 100000])
@@ -118,35 +162,11 @@ def main() -> None:
             prepare_rates(work / "images", work, "images by path", "images", args.processes)
             prepare_rates(work / "images", work, "images embedded", "images", args.processes, embed=True)
         if {"videos", "loader"} & set(args.sections):
-            write_clips(work / "clips", args.videos)
-            print(f"{args.videos} clips of 10 s at 1280x720, {FRAMES} frames each, stored at {SIZE} px:")
-        if "videos" in args.sections:
-            prepare_rates(work / "clips", work, "frames", "frames", args.processes, frames=FRAMES, size=SIZE)
-            prepare_rates(work / "clips", work, "face-cropped frames", "frames", args.processes, faces=True)
-        if "loader" in args.sections:
-            options = FrameOptions(frames=FRAMES, faces=True)
-            (splits, _), wall, cpu = measured(
-                load_forensic_folder, work / "clips", frame_options=options, frame_size=SIZE
-            )
-            rows = sum(len(split) for split in splits.values())
-            print(
-                f"  {'loader, face-cropped':<22} threads {rows / wall:8.1f} frames/s  {rows / cpu:8.1f} frames per CPU-s"
-            )
+            video_sections(work, args)
         if "rss" in args.sections:
-            print("peak RSS of one process preparing N images of 64 px (referenced by path):")
-            for count in args.rss_images:
-                write_tiny_images(work / f"rss-{count}", count, 64)
-                wall, rss = prepare_in_fresh_process(work / f"rss-{count}", work / f"rss-{count}-out", 1)
-                print(f"  {count:>7} images  {rss:7.1f} MB  ({wall:.1f} s)")
+            rss_section(work, args.rss_images)
         if "startup" in args.sections:
-            print("`corit train --max-steps 1` on a prepared dataset of N rows (16 px images, by path):")
-            for count in args.train_rows:
-                write_tiny_images(work / f"train-{count}", count, 16)
-                prepare_in_fresh_process(work / f"train-{count}", work / f"train-{count}-out", os.cpu_count() or 1)
-                command = [sys.executable, "-m", "corit_hf.cli", "train", "--data", str(work / f"train-{count}-out")]
-                command += ["--max-steps", "1", "--gsnr-every", "0", "--workers", "0", "--output-dir", str(work / "m")]
-                wall, rss = peak_rss_mb(command)
-                print(f"  {count:>7} rows  {wall:6.1f} s for the whole command  {rss:7.1f} MB peak RSS")
+            startup_section(work, args.train_rows)
 
 
 if __name__ == "__main__":
