@@ -2,12 +2,13 @@
 rated per CPU-second; face-cropped frames per CPU-second of the folder loader; peak RSS against dataset size;
 `corit train` start-up on large prepared datasets.
 
-    python benchmarks/prepare_throughput.py [--sections images videos loader rss startup]
+    python benchmarks/prepare_throughput.py [--sections images videos batching loader rss startup]
         [--images 2000] [--videos 6] [--rss-images 2000 20000] [--train-rows 10000 100000]
 
 images:  256 px JPEG photo crops (as benchmarks/input_pipeline.py writes them), checked and referenced by path.
 videos:  1280x720 25 fps 10 s H.264 clips with a face (as benchmarks/video_throughput.py makes them), 32 frames
          each, stored at 256 px, without and with face crops.
+batching: MTCNN's networks on a clip's frames one at a time against all at once (why the detector is not batched).
 loader:  the same clips through `load_forensic_folder` (in memory, a thread pool: the path every command took
          before `corit prepare`); this section alone runs on older checkouts too, for the before/after ratio.
 rss:     peak RSS of a fresh process preparing N small images (one process), for each N.
@@ -106,12 +107,37 @@ def video_sections(work: Path, args: argparse.Namespace) -> None:
     if "videos" in args.sections:
         prepare_rates(work / "clips", work, "frames", "frames", args.processes, frames=FRAMES, size=SIZE)
         prepare_rates(work / "clips", work, "face-cropped frames", "frames", args.processes, faces=True)
+    if "batching" in args.sections:
+        batching_section(work)
     if "loader" in args.sections:
         options = FrameOptions(frames=FRAMES, faces=True)
         loaded, wall, cpu = measured(load_forensic_folder, work / "clips", frame_options=options, frame_size=SIZE)
         rows = sum(len(split) for split in loaded[0].values())
         label = "loader, face-cropped"
         print(f"  {label:<22} threads {rows / wall:8.1f} frames/s  {rows / cpu:8.1f} frames per CPU-s")
+
+
+def batching_section(work: Path) -> None:
+    """CPU-seconds of MTCNN's networks on a clip's 32 frames, one frame at a time against all frames in one run:
+    P-Net on the first pyramid level, R-Net on 24 px patches (random pixels: the cost does not depend on them)."""
+    from corit_hf.video.faces import FaceDetector
+    from corit_hf.video.frames import sample_frames
+
+    detector = FaceDetector(threads=1)
+    frames = sample_frames(next((work / "clips").rglob("*.mp4")), FRAMES).frames
+    levels = np.stack([np.asarray(next(detector._pyramid(frame))[1]) for frame in frames])
+    patches = np.random.default_rng(0).integers(0, 256, (len(frames) * 164, 24, 24, 3), dtype=np.uint8)
+    print("MTCNN networks on a clip's frames, one onnxruntime thread (CPU-seconds, best of 3):")
+    for name, stage, inputs in (("P-Net, first level", 0, levels), ("R-Net, 164 patches/frame", 1, patches)):
+        parts = np.split(inputs, len(frames))
+        per_frame = min(measured(run_each, detector, stage, parts)[2] for _ in range(3))
+        together = min(measured(detector._run, stage, inputs)[2] for _ in range(3))
+        print(f"  {name:<26} per frame {per_frame:5.2f} s   all frames at once {together:5.2f} s")
+
+
+def run_each(detector, stage: int, parts: list[np.ndarray]) -> None:
+    for part in parts:
+        detector._run(stage, part)
 
 
 def rss_section(work: Path, counts: list[int]) -> None:
@@ -145,7 +171,7 @@ def startup_section(work: Path, counts: list[int]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sections = ("images", "videos", "loader", "rss", "startup")
+    sections = ("images", "videos", "batching", "loader", "rss", "startup")
     parser.add_argument("--sections", nargs="+", choices=sections, default=list(sections))
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--videos", type=int, default=4)
@@ -161,7 +187,7 @@ def main() -> None:
             print(f"{args.images} JPEG images of 256 px:")
             prepare_rates(work / "images", work, "images by path", "images", args.processes)
             prepare_rates(work / "images", work, "images embedded", "images", args.processes, embed=True)
-        if {"videos", "loader"} & set(args.sections):
+        if {"videos", "batching", "loader"} & set(args.sections):
             video_sections(work, args)
         if "rss" in args.sections:
             rss_section(work, args.rss_images)
