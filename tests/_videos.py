@@ -103,3 +103,10 @@ def place_clips(clips, root, files: dict[str, int]):
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(clips[label], target)
     return root
+
+
+def real_and_forged_clips(folder: Path, n_frames: int) -> tuple[Path, Path]:
+    """A 64x48 clip panning over the astronaut and the same clip with the gan family in the face region."""
+    frames = moving_crops(astronaut(), n_frames, (64, 48))
+    forged = [forge_region(frame, (16, 4, 48, 36), "gan", seed=i) for i, frame in enumerate(frames)]
+    return write_video(folder / "real.mp4", frames), write_video(folder / "fake.mp4", forged)

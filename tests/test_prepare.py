@@ -13,7 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _layouts import BLUE, LAYOUT_CASES, RED, make_layout
-from _videos import astronaut, forge_region, moving_crops, place_clips, write_audio_only, write_video
+from _videos import (
+    astronaut,
+    moving_crops,
+    place_clips,
+    real_and_forged_clips,
+    write_audio_only,
+    write_video,
+)
 from datasets import load_from_disk
 from PIL import Image
 from skimage import data as skimage_data
@@ -33,10 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     """A real and a forged six-frame clip."""
-    folder = tmp_path_factory.mktemp("clips")
-    frames = moving_crops(astronaut(), 6, (64, 48))
-    forged = [forge_region(frame, (16, 4, 48, 36), "gan", seed=i) for i, frame in enumerate(frames)]
-    return write_video(folder / "real.mp4", frames), write_video(folder / "fake.mp4", forged)
+    return real_and_forged_clips(tmp_path_factory.mktemp("clips"), 6)
 
 
 def _records(folder: Path) -> dict[str, dict]:

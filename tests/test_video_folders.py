@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from _videos import astronaut, forge_region, moving_crops, place_clips, write_video
+from _videos import astronaut, moving_crops, place_clips, real_and_forged_clips, write_video
 
 from corit_hf.cli import main
 from corit_hf.data import load_forensic_folder
@@ -16,10 +16,7 @@ TWO_FRAMES = FrameOptions(frames=2)
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     """A real and a forged three-frame clip to copy into the layouts."""
-    folder = tmp_path_factory.mktemp("clips")
-    frames = moving_crops(astronaut(), 3, (64, 48))
-    forged = [forge_region(frame, (16, 4, 48, 36), "gan", seed=i) for i, frame in enumerate(frames)]
-    return write_video(folder / "real.mp4", frames), write_video(folder / "fake.mp4", forged)
+    return real_and_forged_clips(tmp_path_factory.mktemp("clips"), 3)
 
 
 def _videos_by_split(dataset) -> dict[str, dict[str, int]]:
