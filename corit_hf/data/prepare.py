@@ -225,17 +225,17 @@ def _run(plan: Plan, options: PrepareOptions, output: Path, num_proc: int, progr
     had finished."""
     work = output / WORK_DIR
     schema = prepared_features(plan.videos, options.faces).arrow_schema
-    remaining, pending = {}, []
+    remaining, journaled = {}, {}
     for chunk, (start, end) in enumerate(plan.chunks):
         if records_path(work, chunk).is_file():
             remove_journal(work, chunk)  # a kill between the records file and the journal's removal
             continue
-        finished = read_journal(work, chunk)
-        remaining[chunk] = end - start - len(finished)
-        pending += [index for index in range(start, end) if index not in finished]
+        journaled[chunk] = set(read_journal(work, chunk))
+        remaining[chunk] = end - start - len(journaled[chunk])
         if remaining[chunk] == 0:
             write_chunk(output, work, chunk, _in_order(read_journal(work, chunk)), schema)
-    resumed = len(plan.files) - len(pending)
+    resumed = len(plan.files) - sum(remaining.values())
+    pending = (index for chunk in remaining for index in range(*plan.chunks[chunk]) if index not in journaled[chunk])
     journals: dict[int, ChunkJournal] = {}
     bar = tqdm(total=len(plan.files), initial=resumed, unit="file", desc="preparing", disable=not progress)
     try:
@@ -281,7 +281,7 @@ def _split_rows(task: SourceFile, result: FileResult, videos: bool) -> list[dict
     ]
 
 
-def _results(plan: Plan, options: PrepareOptions, pending: list[int], num_proc: int) -> Iterator[FileResult]:
+def _results(plan: Plan, options: PrepareOptions, pending: Iterator[int], num_proc: int) -> Iterator[FileResult]:
     """The results of the pending files, in this process (`num_proc` 1) or from worker processes."""
     roots = [str(root) for root in plan.sources]
     tasks = _tasks(plan, pending)
@@ -293,7 +293,7 @@ def _results(plan: Plan, options: PrepareOptions, pending: list[int], num_proc: 
     yield from _pool_results(tasks, roots, options, num_proc)
 
 
-def _tasks(plan: Plan, pending: list[int]) -> Iterator[list[SourceFile]]:
+def _tasks(plan: Plan, pending: Iterator[int]) -> Iterator[list[SourceFile]]:
     """The pending files in batches: up to `IMAGES_PER_TASK` still images, or one video."""
     batch = []
     for index in pending:

@@ -66,7 +66,8 @@ def open_prepared(
         return splits if isinstance(splits, DatasetDict) else DatasetDict({"test": splits})
     if any(is_prepared(source) for source in sources):
         raise ValueError("a prepared folder cannot be merged with other sources: prepare them together.")
-    options = PrepareOptions(frames=frames or VIDEO_FRAMES, faces=bool(faces), face_fallback=face_fallback or "whole")
+    frames = VIDEO_FRAMES if frames is None else frames
+    options = PrepareOptions(frames=frames, faces=bool(faces), face_fallback=face_fallback or "whole")
     plan = plan_preparation(sources, options)
     name = "+".join(sanitise(root.name) for root in plan.sources)[:64]
     folder = Path(cache_dir or default_cache_dir()) / f"{name}-{plan.key(options)[:16]}"

@@ -52,6 +52,9 @@ def prepare_file(task: SourceFile, root: str, options: PrepareOptions, detector:
     except OSError as error:
         reason = error.strerror or str(error)
         return FileResult(task.index, [], {**record, "status": "unreadable", "rows": 0, "reason": reason})
+    except Exception as error:  # decoders raise many kinds of errors on corrupt files: one file must not stop a run
+        reason = f"{type(error).__name__}: {error}"
+        return FileResult(task.index, [], {**record, "status": "decode_error", "rows": 0, "reason": reason})
     return FileResult(task.index, rows, {**record, "rows": len(rows), **details})
 
 
