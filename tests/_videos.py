@@ -55,6 +55,7 @@ def write_video(
     times: list[float] | None = None,
     rotation: int = 0,
     codec: str = "libx264",
+    keyframe_interval: int | None = None,
 ) -> Path:
     """Encode RGB frames to `path` (yuv420p); `times` (seconds) gives a variable frame rate; `rotation` sets the
     display matrix (counter-clockwise degrees), so the stored frames are the displayed ones turned back."""
@@ -66,6 +67,8 @@ def write_video(
         stream.width, stream.height = stored[0].size
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": "18"} if codec == "libx264" else {}
+        if keyframe_interval:
+            stream.options = {**stream.options, "g": str(keyframe_interval)}
         if rotation:
             stream.set_display_rotation(rotation)
         for index, image in enumerate(stored):

@@ -2,6 +2,7 @@
 
 import csv
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ from corit_hf.cli import main
 from corit_hf.evaluation.collapse import collapse_report
 from corit_hf.evaluation.video_scores import aggregate_videos, video_report
 from corit_hf.video.faces import FaceBox, crop_face, crop_largest_faces, shared_detector
-from corit_hf.video.frames import VideoLoadError, sample_frames
+from corit_hf.video.frames import VideoLoadError, decode_positions, even_positions, index_video, sample_frames
 
 
 FRAME_SIZE = (160, 120)
@@ -78,6 +79,21 @@ def test_frames_are_sampled_evenly_and_short_videos_give_all_frames(videos):
     assert sampled.times == pytest.approx([0.0, 0.4, 0.7, 1.1])  # nearest frames to 0, 1.1/3, 2.2/3, 1.1 s at 10 fps
     assert all(frame.size == FRAME_SIZE and frame.mode == "RGB" for frame in sampled.frames)
     assert len(sample_frames(videos["face"], 32).frames) == 12
+
+
+def test_long_videos_seek_to_keyframes_and_get_the_frames_of_a_full_decode(tmp_path):
+    frames = moving_crops(astronaut(), 40, FRAME_SIZE, step=1)
+    path = write_video(tmp_path / "long.mp4", frames, codec="mpeg4", keyframe_interval=8)
+    index = index_video(path)
+    assert len(index.keyframes) == 5  # frames 0, 8, 16, 24, 32
+    positions = even_positions(index, 4)
+    sought = decode_positions(index, positions)  # seeks to the keyframes of frames 8, 24 and 32
+    decoded = decode_positions(replace(index, keyframes=np.empty(0)), positions)  # every frame up to the last
+    assert sought.positions == decoded.positions == [0, 13, 26, 39]
+    assert sought.times == decoded.times
+    assert [np.asarray(image).tobytes() for image in sought.frames] == [
+        np.asarray(image).tobytes() for image in decoded.frames
+    ]
 
 
 def test_variable_frame_rate_is_sampled_evenly_in_time(tmp_path):

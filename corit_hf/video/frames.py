@@ -49,12 +49,14 @@ def import_av():
 @dataclass
 class VideoIndex:
     """Where the frames of a video are, read from its packets without decoding: presentation times in seconds,
-    ascending (`by_time`), or frame numbers when the container has no timestamps; and the stream's codec."""
+    ascending (`by_time`), or frame numbers when the container has no timestamps; the stream's codec; and the
+    times of its keyframes (where decoding can start after a seek)."""
 
     path: str
     times: np.ndarray
     by_time: bool
     codec: str = ""
+    keyframes: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     def __len__(self) -> int:
         return len(self.times)
@@ -104,12 +106,12 @@ def index_video(path: str | os.PathLike, max_pixels: int = MAX_FRAME_PIXELS) -> 
     if Path(name).stat().st_size == 0:
         raise VideoLoadError(f"{name}: empty file", "empty")
     try:
-        times, codec = _packet_times(name, max_pixels)
+        times, keyframes, codec = _packet_times(name, max_pixels)
     except av.FFmpegError as error:
         raise VideoLoadError(f"{name}: not a readable video ({_ffmpeg_reason(error)})") from None
     if np.isnan(times).any():
         return VideoIndex(name, np.arange(len(times), dtype=float), False, codec)
-    return VideoIndex(name, np.sort(times), True, codec)
+    return VideoIndex(name, np.sort(times), True, codec, np.sort(keyframes))
 
 
 def even_positions(index: VideoIndex, n_frames: int) -> list[int]:
@@ -151,49 +153,80 @@ def _open_video_stream(container, name: str, max_pixels: int):
     return stream
 
 
-def _packet_times(name: str, max_pixels: int) -> tuple[np.ndarray, str]:
-    """The presentation time of every frame of the video stream in decode order (NaN where unknown), and the
-    stream's codec name."""
+def _packet_times(name: str, max_pixels: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """The presentation time of every frame of the video stream in decode order (NaN where unknown), those of its
+    keyframes, and the stream's codec name."""
     with import_av().open(name) as container:
         stream = _open_video_stream(container, name, max_pixels)
-        times = [
-            np.nan if packet.pts is None else float(packet.pts * stream.time_base)
+        packets = [
+            (np.nan if packet.pts is None else float(packet.pts * stream.time_base), packet.is_keyframe)
             for packet in container.demux(stream)
             if packet.size > 0
         ]
         indexed = stream.frames  # the container's frame count (MP4's sample table), 0 when it has none
         codec = stream.codec_context.name
-    if not times:
+    if not packets:
         raise VideoLoadError(f"{name}: the video stream holds no frames")
-    if len(times) < indexed:
-        message = f"{name}: truncated: only {len(times)} of its {indexed} frames are in the file"
+    if len(packets) < indexed:
+        message = f"{name}: truncated: only {len(packets)} of its {indexed} frames are in the file"
         raise VideoLoadError(message, "truncated")
-    return np.asarray(times), codec
+    times = np.asarray([time for time, _ in packets])
+    return times, np.asarray([time for time, key in packets if key and not np.isnan(time)]), codec
 
 
 def _decode_chosen(index: VideoIndex, positions: list[int]) -> SampledVideo:
     """Decode the video and keep, for each chosen position, the first frame at or after its time (or its number
-    when there are no timestamps), upright RGB; stops after the last one."""
-    pending = list(positions)
-    video = SampledVideo(path=index.path, total_frames=len(index), codec=index.codec)
+    when there are no timestamps), upright RGB; stops after the last one.
+
+    A chosen frame with a keyframe between the frames decoded so far and itself is reached by seeking to that
+    keyframe, so a long video is not decoded whole; a container whose seek lands past the keyframe is decoded
+    from its start instead.
+    """
     with import_av().open(index.path) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        rate = float(stream.average_rate or 1)
-        for number, frame in enumerate(container.decode(stream)):
-            time = float(frame.pts * stream.time_base) if frame.pts is not None else number / rate
-            key = time if index.by_time else number
-            if key < index.times[pending[0]]:
-                continue
-            video.frames.append(_upright(frame))
-            video.times.append(time)
-            video.positions.append(pending[0])
-            pending = [position for position in pending if index.times[position] > key]
-            if not pending:
-                break
+        video = _decode_seeking(container, index, positions, seek=index.by_time)
+    if video is None:
+        with import_av().open(index.path) as container:
+            video = _decode_seeking(container, index, positions, seek=False)
     if not video.frames:
         raise VideoLoadError(f"{index.path}: no frame of the video stream could be decoded")
     return video
+
+
+def _decode_seeking(container, index: VideoIndex, positions: list[int], seek: bool) -> SampledVideo | None:
+    """`_decode_chosen` on an open container, seeking to keyframes with `seek`; None when a seek went too far."""
+    video = SampledVideo(path=index.path, total_frames=len(index), codec=index.codec)
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    rate = float(stream.average_rate or 1)
+    pending, decoded, frames, number = list(positions), -np.inf, None, 0
+    while pending:
+        target = index.times[pending[0]]
+        keyframe = _keyframe_before(index, target) if seek else None
+        if frames is None or (keyframe is not None and keyframe > decoded):
+            if keyframe is not None:
+                container.seek(round(keyframe / stream.time_base), stream=stream)
+            frames, landed = container.decode(stream), keyframe
+        frame = next(frames, None)
+        if frame is None:
+            break
+        time = float(frame.pts * stream.time_base) if frame.pts is not None else number / rate
+        if landed is not None and time > landed + 1e-6:
+            return None
+        landed, decoded, number = None, time, number + 1
+        key = time if index.by_time else number - 1
+        if key < target:
+            continue
+        video.frames.append(_upright(frame))
+        video.times.append(time)
+        video.positions.append(pending[0])
+        pending = [position for position in pending if index.times[position] > key]
+    return video
+
+
+def _keyframe_before(index: VideoIndex, time: float) -> float | None:
+    """The time of the last keyframe at or before `time`, or None."""
+    at = np.searchsorted(index.keyframes, time, side="right")
+    return float(index.keyframes[at - 1]) if at else None
 
 
 def _upright(frame) -> Image.Image:
