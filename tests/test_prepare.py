@@ -211,6 +211,10 @@ def _broken_files(clips, root: Path) -> None:
     astronaut().resize((200, 200)).save(small, quality=90)
     small.write_bytes(small.read_bytes()[:3000])
     Image.new("RGB", (600, 600)).save(root / "real" / "huge.png")
+    portrait = astronaut().crop((100, 0, 340, 320)).resize((48, 64))
+    write_video(root / "real" / "phone.mp4", [portrait] * 4, rotation=90)
+    times = [0.0, 0.05, 0.1, 1.0, 2.0, 3.0]  # a burst, then one frame a second
+    write_video(root / "fake" / "vfr.mp4", moving_crops(astronaut(), 6, (64, 48)), times=times)
 
 
 def test_every_status_of_broken_files_is_recorded(clips, tmp_path):
@@ -223,6 +227,8 @@ def test_every_status_of_broken_files_is_recorded(clips, tmp_path):
         "fake/cut.mp4": "decode_error",
         "fake/empty.mp4": "empty",
         "fake/notes.txt": "not_media",
+        "fake/vfr.mp4": "ok",
+        "real/phone.mp4": "ok",
         "fake/short.mp4": "partial",
         "real/huge.png": "too_large",
         "real/ok.mp4": "ok",
@@ -233,7 +239,11 @@ def test_every_status_of_broken_files_is_recorded(clips, tmp_path):
         records["fake/short.mp4"]["reason"] == "the video has only 2 frames" and records["fake/short.mp4"]["rows"] == 2
     )
     assert "no video stream" in records["fake/audio.mp4"]["reason"]
-    assert summary.rows == {"test": 4 + 2} and "fake/cut.mp4: decode_error" in str(summary)
+    assert summary.rows == {"test": 4 + 2 + 4 + 4} and "fake/cut.mp4: decode_error" in str(summary)
+    rows = open_prepared(tmp_path / "out")["test"]
+    phone = [row for row in rows if row["file"] == "real/phone.mp4"]
+    assert {(row["width"], row["height"], row["image"].size) for row in phone} == {(48, 64, (48, 64))}  # upright
+    assert [row["time"] for row in rows if row["file"] == "fake/vfr.mp4"] == pytest.approx([0.0, 1.0, 2.0, 3.0])
 
 
 def test_faces_replace_frames_without_a_face_and_record_videos_without_any(tmp_path):
@@ -282,6 +292,13 @@ def test_a_full_disk_is_one_clear_error_and_the_same_command_resumes(many_images
     finished = subprocess.run(_prepare_command(many_images, output, 2), cwd=REPO, capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr
     assert len(open_prepared(output)["test"]) == 300
+
+
+def test_an_unwritable_output_is_one_clear_error(tmp_path, capsys):
+    make_layout(tmp_path / "source", {"real": RED, "fake": BLUE})
+    (tmp_path / "file").write_text("in the way")
+    assert main(["prepare", str(tmp_path / "source"), "--output", str(tmp_path / "file" / "out")]) == 2
+    assert "corit prepare: error: cannot write the prepared dataset to" in capsys.readouterr().err
 
 
 def test_commands_on_prepared_data_score_as_on_the_raw_folder(clips, tmp_path):
