@@ -72,7 +72,9 @@ def _image_rows(path: Path, name: str, options: PrepareOptions, detector: FaceDe
         if not prepared.images:
             return [], {"status": "no_face", "reason": "no face found"}
         rows = [{**row, **original} for row in _frame_rows(prepared, options, video=False)]
-        return rows, _face_status(prepared.faces, 1, "no face found; kept whole")
+        if prepared.faces == 0:
+            return rows, {"status": "partial", "reason": "no face found; kept whole"}
+        return rows, {"status": "ok", "reason": ""}
     if unchanged:
         stored = {"path": name, "bytes": path.read_bytes() if options.embed else None}
     else:
@@ -93,10 +95,13 @@ def _video_rows(path: Path, name: str, options: PrepareOptions, detector: FaceDe
         "faces": prepared.faces if options.faces else None,
         "replaced": prepared.replaced if options.faces else None,
     }
-    short = prepared.sampled < options.frames
     kept_whole = len(rows) - prepared.faces if options.faces else 0
     dropped = prepared.sampled - len(rows)
-    reasons = [f"the video has only {prepared.total_frames} frames"] if short else []
+    reasons = []
+    if prepared.total_frames < options.frames:
+        reasons.append(f"the video has only {prepared.total_frames} frames")
+    elif prepared.sampled < options.frames:  # a variable frame rate: several even times nearest to one frame
+        reasons.append(f"only {prepared.sampled} distinct frames are nearest to {options.frames} even times")
     if kept_whole:
         reasons.append(f"{kept_whole} of {len(rows)} frames kept whole without a face")
     if dropped:
@@ -115,7 +120,3 @@ def _frame_rows(prepared: PreparedFrames, options: PrepareOptions, video: bool) 
             row["box"] = list(box.as_tuple()) if box is not None else None
         rows.append(row)
     return rows
-
-
-def _face_status(faces: int, kept: int, whole_reason: str) -> dict:
-    return {"status": "ok", "reason": ""} if faces == kept else {"status": "partial", "reason": whole_reason}
