@@ -298,12 +298,11 @@ def _tasks(plan: Plan, pending: Iterator[int]) -> Iterator[list[SourceFile]]:
     batch = []
     for index in pending:
         task = plan.files[index]
-        if task.video or len(batch) == IMAGES_PER_TASK:
-            if batch:
-                yield batch
-            batch = []
-        batch.append(task)
         if task.video:
+            yield [task]
+            continue
+        batch.append(task)
+        if len(batch) == IMAGES_PER_TASK:
             yield batch
             batch = []
     if batch:
