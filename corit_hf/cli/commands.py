@@ -25,6 +25,7 @@ def train(args: argparse.Namespace) -> int:
         gsnr_records,
         latest_checkpoint,
         load_data,
+        release_processes,
         replica_weights_identical,
         save_detector,
         train_detector,
@@ -66,6 +67,7 @@ def train(args: argparse.Namespace) -> int:
     )
     model = trained_model(trainer)
     identical = replica_weights_identical(trainer)
+    release_processes(trainer)  # every process, after the last collective
     if not trainer.is_world_process_zero():
         return 0
     metrics = {

@@ -261,6 +261,20 @@ def replica_weights_identical(trainer: CoritTrainer) -> bool:
     return bool((gathered == gathered[0]).all())
 
 
+def release_processes(trainer: CoritTrainer) -> None:
+    """Destroy the process group of a torchrun / accelerate launch run once nothing needs the other processes;
+    every process must call it (a single process has nothing to release).
+
+    Left to interpreter exit, a gloo worker thread can still hold the tensors of the last collective while Python
+    shuts down; freeing them takes the GIL, which ends that thread mid-destructor and aborts the process
+    ("terminate called without an active exception"). The DDP wrapper is dropped first, so the group is destroyed
+    here, its threads joined with the GIL released, instead of later by the wrapper's reducer.
+    """
+    trainer.accelerator.free_memory()
+    trainer.model_wrapped = trainer.model
+    trainer.end()
+
+
 def weights_digest(model: torch.nn.Module) -> int:
     """A 56-bit digest of every parameter and buffer's bytes, in state-dict order."""
     digest = hashlib.sha256()
