@@ -86,7 +86,7 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
         "--threshold",
         type=float,
         default=defaults.THRESHOLD,
-        help="fake probability for 'fake' (default: %(default)s)",
+        help="fake probability above which an image is 'fake'; exactly at it is 'real' (default: %(default)s)",
     )
     parser.add_argument(
         "--margin",
@@ -130,7 +130,7 @@ def add_predict_command(subparsers: argparse._SubParsersAction) -> None:
         "--threshold",
         type=float,
         default=defaults.THRESHOLD,
-        help="fake probability for 'fake' (default: %(default)s)",
+        help="fake probability above which an image is 'fake'; exactly at it is 'real' (default: %(default)s)",
     )
     parser.add_argument("--batch-size", type=int, default=32, help="default: %(default)s")
     parser.add_argument("--output", metavar="FILE", help="output file, .csv or .jsonl (default: stdout)")
