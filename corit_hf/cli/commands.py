@@ -15,7 +15,7 @@ from .. import defaults
 
 def train(args: argparse.Namespace) -> int:
     """Train one detector and save it with metrics.json and gsnr.jsonl (rank 0 alone, under torchrun)."""
-    from ..evaluation.scoring import format_score_table, score_dataset
+    from ..evaluation.scoring import format_score_table, score_dataset, score_splits
     from ..models.modeling_corit import image_processor_for
     from ..training.run import (
         best_checkpoint_record,
@@ -25,6 +25,7 @@ def train(args: argparse.Namespace) -> int:
         gsnr_records,
         latest_checkpoint,
         load_data,
+        load_test_data,
         release_processes,
         replica_weights_identical,
         save_detector,
@@ -47,6 +48,7 @@ def train(args: argparse.Namespace) -> int:
     )
     if "train" not in splits:
         raise ValueError(f"--data has no 'train' split (splits: {sorted(splits)}).")
+    tests = load_test_data(args.test_data, image_size, options, taken=splits)
     if args.eval_steps and "validation" not in splits:
         raise ValueError(f"--eval-steps needs a 'validation' split in --data (splits: {sorted(splits)}).")
     checkpoint = latest_checkpoint(args.output_dir) if args.resume else None
@@ -87,6 +89,9 @@ def train(args: argparse.Namespace) -> int:
         image_processor = image_processor_for(model.config)
         metrics["validation"] = score_dataset(model, splits["validation"], image_processor, args.batch_size)
         print(format_score_table({"validation": metrics["validation"]}))
+    if tests:
+        metrics["test"] = score_splits(model, tests, image_processor_for(model.config), args.batch_size)
+        print(format_score_table(metrics["test"]))
     save_detector(model, args.output_dir, metrics, gsnr_records(trainer.state.log_history))
     best = f" (the best checkpoint by validation AUC: step {metrics['best']['step']})" if metrics.get("best") else ""
     print(f"Saved the model{best}, metrics.json and gsnr.jsonl to {args.output_dir}")
@@ -97,15 +102,19 @@ def _augmentation(args: argparse.Namespace):
     """The training augmentation from --augment and its flags; the default depends on --data."""
     from ..training.augmentation import augmentation_config
 
-    name = args.augment or (defaults.AUGMENT_FOLDER if args.data else defaults.AUGMENT_BENCHMARK)
     return augmentation_config(
-        name,
+        _augment_name(args),
         blur_prob=args.blur_prob,
         blur_sigma=tuple(args.blur_sigma) if args.blur_sigma else None,
         jpeg_prob=args.jpeg_prob,
         jpeg_quality=tuple(args.jpeg_quality) if args.jpeg_quality else None,
         flip_prob=args.flip_prob,
     )
+
+
+def _augment_name(args: argparse.Namespace) -> str:
+    """--augment, else the field's blur+JPEG on --data folders and none on the built-in benchmark."""
+    return args.augment or (defaults.AUGMENT_FOLDER if args.data else defaults.AUGMENT_BENCHMARK)
 
 
 def _model_overrides(args: argparse.Namespace) -> dict:
@@ -119,22 +128,16 @@ def _model_overrides(args: argparse.Namespace) -> dict:
 
 
 def _training_args(args: argparse.Namespace):
-    """CoritTrainingArguments from the `train` flags; the learning rate default depends on --backbone."""
-    from ..prior.registry import PRIORS
+    """CoritTrainingArguments from the `train` flags."""
     from ..training.run import training_arguments
 
-    learning_rate = args.lr
-    if learning_rate is None:
-        # Real CLIP weights are fine-tuned gently; a shipped prior is the tiny shape and trains like it.
-        clip_weights = args.backbone is not None and args.backbone not in PRIORS
-        learning_rate = defaults.LEARNING_RATE_PRETRAINED if clip_weights else defaults.LEARNING_RATE
     optional = {"sam_rho": args.rho} if args.rho is not None else {}
     length = {"max_steps": args.max_steps} if args.max_steps else {"num_train_epochs": args.epochs}
     return training_arguments(
         args.output_dir,
         per_device_train_batch_size=args.batch_size,
         per_device_eval_batch_size=args.batch_size,
-        learning_rate=learning_rate,
+        learning_rate=_learning_rate(args),
         seed=args.seed,
         sam_adaptive=args.adaptive,
         sam_ascent_every=args.sam_ascent_every,
@@ -149,15 +152,27 @@ def _training_args(args: argparse.Namespace):
     )
 
 
-def _workers(requested: int | None) -> int:
-    """--workers, else `default_workers` for this many training processes (torchrun sets WORLD_SIZE)."""
+def _learning_rate(args: argparse.Namespace) -> float:
+    """--lr, else a default that depends on --backbone: real CLIP weights are fine-tuned gently, while a shipped
+    prior is the tiny shape and trains like it."""
+    from ..prior.registry import PRIORS
+
+    if args.lr is not None:
+        return args.lr
+    clip_weights = args.backbone is not None and args.backbone not in PRIORS
+    return defaults.LEARNING_RATE_PRETRAINED if clip_weights else defaults.LEARNING_RATE
+
+
+def _workers(requested: int | None, processes: int | None = None, flag: str = "--workers") -> int:
+    """DataLoader workers: `requested`, else `default_workers` for this many training processes (default: the
+    LOCAL_WORLD_SIZE torchrun sets)."""
     from ..training.run import default_workers
 
     if requested is not None:
         if requested < 0:
-            raise ValueError(f"--workers must be 0 or more, got {requested}.")
+            raise ValueError(f"{flag} must be 0 or more, got {requested}.")
         return requested
-    return default_workers(int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return default_workers(processes or int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def _checkpoint_arguments(args: argparse.Namespace) -> dict:
@@ -191,7 +206,7 @@ def evaluate(args: argparse.Namespace) -> int:
     )
     from ..evaluation.scoring import EVAL_RESULTS_FILE, eval_results, format_score_table, load_detector, score_splits
     from ..files import write_json
-    from ..training.run import load_data
+    from ..training.run import load_data, load_test_data
 
     _check_positive(batch_size=args.batch_size, n_test=args.n_test)
     perturbations = parse_perturbations(args.perturb or [])
@@ -202,10 +217,15 @@ def evaluate(args: argparse.Namespace) -> int:
     vision = getattr(model.config, "vision_config", model.config)
     size = {"image_size": vision.image_size} if hasattr(vision, "image_size") else {}
     options = _frame_options(args)
-    splits, dataset = load_data(
-        args.data, args.train_family, 2, args.n_test, seed=args.seed, frame_options=options, **size
-    )
-    selected = _evaluation_splits(splits, args.splits)
+    if args.test_data and args.data is None:  # only the --test-data folders, no benchmark
+        names = ", ".join(Path(folder).name for folder in args.test_data)
+        splits, dataset = {}, {"name": names, "type": " ".join(args.test_data), "config": None}
+    else:
+        splits, dataset = load_data(
+            args.data, args.train_family, 2, args.n_test, seed=args.seed, frame_options=options, **size
+        )
+    tests = load_test_data(args.test_data, frame_options=options, taken=splits, **size)
+    selected = _evaluation_splits({**splits, **tests}, args.splits)
     scores = score_splits(
         model,
         selected,
@@ -260,9 +280,12 @@ def predict(args: argparse.Namespace) -> int:
 def study(args: argparse.Namespace) -> int:
     """Run or resume the collapse study and print its Markdown summary."""
     from ..study.report import study_markdown
-    from ..study.run import StudySettings, run_study
+    from ..study.run import StudySettings, default_workers, run_study
 
     _check_training_counts(args)
+    in_memory = args.data is None and args.data_workers is None  # the benchmark needs no DataLoader workers
+    data_workers = 0 if in_memory else _workers(args.data_workers, args.workers or default_workers(), "--data-workers")
+    options = _frame_options(args)  # frames matter only on --data (--faces on the benchmark is refused there)
     settings = StudySettings(
         rhos=args.rhos,
         configs=args.configs,
@@ -272,14 +295,20 @@ def study(args: argparse.Namespace) -> int:
         n_test=args.n_test,
         max_steps=args.max_steps,
         batch_size=args.batch_size,
-        learning_rate=args.lr,
+        learning_rate=_learning_rate(args),
         adaptive=args.adaptive,
         sam_ascent_every=args.sam_ascent_every,
         gsnr_every=args.gsnr_every,
         preset=args.preset,
         backbone=args.backbone,
-        augment=args.augment,
+        augment=_augment_name(args),
         finetuning=args.finetune,
+        data=args.data,
+        test_data=args.test_data,
+        in_domain_split=args.in_domain,
+        frame_options=options if args.data or options.faces else None,
+        bf16=args.bf16,
+        data_workers=data_workers,
     )
     summary = run_study(settings, args.output_dir, workers=args.workers)
     print(study_markdown(summary))
@@ -291,13 +320,14 @@ def _evaluation_splits(splits, requested: list[str] | None):
     """The requested splits, else every split whose name starts with `test`, else all of them."""
     from datasets import DatasetDict
 
+    from ..data.splits import test_split_names
+
     if requested:
         missing = sorted(set(requested) - set(splits))
         if missing:
             raise ValueError(f"no split(s) {missing} in the data; it has {sorted(splits)}.")
         return DatasetDict({name: splits[name] for name in requested})
-    tests = [name for name in splits if name.startswith("test")]
-    return DatasetDict({name: splits[name] for name in (tests or list(splits))})
+    return DatasetDict({name: splits[name] for name in test_split_names(splits)})
 
 
 def _model_folder(model: str) -> Path:

@@ -28,17 +28,24 @@ def write_report(summary: dict, output_dir: str | Path) -> None:
 
 
 def study_csv(summary: dict) -> str:
-    """One row per configuration and rho: seed means/spreads, collapsed runs, loss, GSNR, AUC of every split."""
-    split_names = list(next(iter(summary["configs"].values()))["rows"][0]["split_auc_mean"])
+    """One row per configuration and rho: seed means/spreads, collapsed runs, loss, GSNR, AUC of every split (and
+    video-level AUC where there are videos)."""
+    first_row = next(iter(summary["configs"].values()))["rows"][0]
+    split_columns = {"auc": "split_auc_mean", "video_auc": "split_video_auc_mean"}
     columns = ["config", "rho", "seeds", "auc_mean", "auc_std", "unseen_auc_mean", "unseen_auc_std"]
-    columns += ["collapsed_runs", "train_loss_mean", "gsnr_mean", *[f"auc_{name}" for name in split_names]]
+    columns += ["collapsed_runs", "train_loss_mean", "gsnr_mean"]
+    columns += [f"{score}_{name}" for score, key in split_columns.items() for name in first_row.get(key, {})]
     stream = io.StringIO()
     writer = csv.DictWriter(stream, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for config, config_summary in summary["configs"].items():
         for row in config_summary["rows"]:
-            split_aucs = {f"auc_{name}": value for name, value in row["split_auc_mean"].items()}
-            writer.writerow({"config": config, **row, **split_aucs})
+            split_scores = {
+                f"{score}_{name}": value
+                for score, key in split_columns.items()
+                for name, value in row.get(key, {}).items()
+            }
+            writer.writerow({"config": config, **row, **split_scores})
     return stream.getvalue()
 
 
@@ -48,17 +55,16 @@ def study_markdown(summary: dict) -> str:
     seeds = len(settings["seeds"])
     spread = " ± std over seeds" if seeds > 1 else ""
     lines = [
-        f"Trained on `{settings['train_family']}` ({settings['n_train']} images, {settings['max_steps']} steps, "
+        f"Trained on {_data_text(settings)} ({settings['n_train'] or 'all'} images, {settings['max_steps']} steps, "
         f"batch {settings['batch_size']}, lr {settings['learning_rate']:g}, "
         f"{_backbone_text(settings)}, "
         f"{_sam_text(settings)}), seeds {settings['seeds']}.",
         "",
-        f"Held-out AUC on the training family (`{summary['in_domain_split']}`){spread}; "
-        "`*` = collapsed in at least one seed:",
+        f"Held-out AUC in domain (`{summary['in_domain_split']}`){spread}; `*` = collapsed in at least one seed:",
         "",
         *_auc_table(summary, "auc_mean", "auc_std", with_cor=True),
         "",
-        f"Mean AUC on the unseen families{spread}:",
+        f"Mean AUC on the unseen splits{spread}:",
         "",
         *_auc_table(summary, "unseen_auc_mean", "unseen_auc_std", with_cor=False),
         "",
@@ -68,6 +74,12 @@ def study_markdown(summary: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _data_text(settings: dict) -> str:
+    if settings.get("data"):
+        return f"`{settings['data']}`"
+    return f"the benchmark family `{settings['train_family']}`"
 
 
 def _sam_text(settings: dict) -> str:

@@ -12,21 +12,16 @@ import os
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import datasets
 import numpy as np
 import torch
-from datasets import DatasetDict
 from scipy.stats import spearmanr
-from torch.utils.data import Dataset as TorchDataset
 from tqdm.auto import tqdm
 from transformers.utils import logging as transformers_logging
 
 from .. import defaults
-from ..data import ForensicCollator
 from ..defaults import CONFIGURATIONS
 from ..evaluation.collapse import critical_radius
 from ..evaluation.scoring import score_splits
@@ -36,14 +31,14 @@ from ..models.modeling_corit import image_processor_for
 from ..training.augmentation import AUGMENTATIONS, augmentation_config
 from ..training.run import (
     build_detector,
-    detector_config,
     final_train_loss,
     gsnr_records,
-    load_data,
     mean_gsnr_by_layer,
     train_detector,
     training_arguments,
 )
+from ..video.inputs import FrameOptions
+from .data import VALIDATION, check_in_domain, load_study_data, study_splits
 from .report import write_report
 
 
@@ -63,8 +58,8 @@ class StudySettings:
     configs: list[str] = field(default_factory=lambda: list(defaults.STUDY_CONFIGS))
     seeds: list[int] = field(default_factory=lambda: list(defaults.STUDY_SEEDS))
     train_family: str = defaults.TRAIN_FAMILY
-    n_train: int = defaults.N_TRAIN
-    n_test: int = defaults.N_TEST
+    n_train: int | None = None
+    n_test: int | None = None
     max_steps: int = defaults.STUDY_MAX_STEPS
     batch_size: int = defaults.STUDY_BATCH_SIZE
     learning_rate: float = defaults.LEARNING_RATE
@@ -75,8 +70,19 @@ class StudySettings:
     backbone: str | None = None
     augment: str = defaults.AUGMENT_BENCHMARK
     finetuning: str = "full"
+    data: str | None = None
+    test_data: list[str] = field(default_factory=list)
+    in_domain_split: str | None = None
+    frame_options: FrameOptions | None = None
+    bf16: bool = False
+    data_workers: int = 0
 
     def __post_init__(self):
+        if self.test_data and self.data is None:
+            raise ValueError("--test-data needs --data: the built-in benchmark brings its own test splits.")
+        if self.data is None:  # the benchmark's sizes; on --data, None = every image
+            self.n_train = defaults.N_TRAIN if self.n_train is None else self.n_train
+            self.n_test = defaults.N_TEST if self.n_test is None else self.n_test
         if self.augment not in AUGMENTATIONS:
             raise ValueError(f"Unknown augmentation {self.augment!r}; choose from {', '.join(AUGMENTATIONS)}.")
         unknown = sorted(set(self.configs) - set(CONFIGURATIONS))
@@ -95,17 +101,22 @@ class StudySettings:
     def run_settings(self) -> dict:
         """The settings a cell's result depends on besides its own config, rho and seed (+ the cell format)."""
         grid = ("rhos", "configs", "seeds")
-        # Settings at the value they had before they existed (plain SAM, no augmentation, full fine-tuning) are left
-        # out, so cells written before LookSAM, augmentation and --finetune stay valid.
-        former = {"sam_ascent_every": 1, "augment": "none", "finetuning": "full"}
+        summary_only = ("in_domain_split", "data_workers")  # how cells are summarised or read, not what they hold
+        # Settings at the value they had before they existed (plain SAM, no augmentation, full fine-tuning, the
+        # benchmark in fp32) are left out, so cells written before them stay valid.
+        former = {"sam_ascent_every": 1, "augment": "none", "finetuning": "full", "data": None, "test_data": []}
+        former.update(frame_options=None, bf16=False)
         unset = tuple(key for key, value in former.items() if getattr(self, key) == value)
-        settings = {key: value for key, value in asdict(self).items() if key not in grid + unset}
+        settings = {key: value for key, value in asdict(self).items() if key not in grid + summary_only + unset}
         return {"cell_version": CELL_VERSION, **settings}
 
     @property
     def in_domain(self) -> str:
-        """The held-out test split of the training family: the run's own task, where collapse is measured."""
-        return f"{TEST_PREFIX}{self.train_family}"
+        """The split whose AUC defines COR, where collapse is measured: `in_domain_split` if given, else the
+        validation split of --data, else the benchmark's held-out test split of the training family."""
+        if self.in_domain_split:
+            return self.in_domain_split
+        return VALIDATION if self.data is not None else f"{TEST_PREFIX}{self.train_family}"
 
     def cells(self) -> list[tuple[str, float, int]]:
         """Every (config, rho, seed) of the grid, seed-major so a first seed completes the picture first."""
@@ -140,19 +151,23 @@ def run_cell(settings: StudySettings, splits, config: str, rho: float, seed: int
             sam_adaptive=settings.adaptive,
             sam_ascent_every=settings.sam_ascent_every,
             gsnr_every=settings.gsnr_every,
+            bf16=settings.bf16,
+            dataloader_num_workers=settings.data_workers,
             disable_tqdm=True,
         )
         augmentation = augmentation_config(settings.augment)
+        in_memory = settings.data is None  # the benchmark's splits are already model inputs (`load_study_data`)
         trainer = train_detector(
             model,
             splits["train"],
             args,
             finetuning=settings.finetuning,
-            preprocessed=augmentation is None,
+            preprocessed=in_memory and augmentation is None,
             augmentation=augmentation,
         )
-    test_splits = {name: splits[name] for name in splits if name.startswith(TEST_PREFIX)}
-    scores = score_splits(trainer.model, test_splits, image_processor=None)
+    scored = {name: split for name, split in splits.items() if name != "train"}
+    image_processor = None if in_memory else image_processor_for(model.config)
+    scores = score_splits(trainer.model, scored, image_processor, workers=settings.data_workers)
     gsnr_log = gsnr_records(trainer.state.log_history)
     return {
         "settings": settings.run_settings(),
@@ -191,6 +206,7 @@ def run_study(
             )
             bar.update()
         bar.close()
+    check_in_domain(settings, list(next(iter(cells.values()))["splits"]))  # --in-domain may name any scored split
     summary = summarise(settings, [cells[key] for key in settings.cells()])
     write_report(summary, output_dir)
     return summary
@@ -210,7 +226,7 @@ def run_cells(
         for key in keys:
             yield key, run_cell(settings, splits, *key)
         return
-    study_benchmark(settings, cache_dir)  # built once and saved; the workers reload it
+    study_splits(settings, cache_dir)  # built once and checked; the workers reload it
     threads = max(1, (os.cpu_count() or 1) // workers)
     context = multiprocessing.get_context("spawn")
     initargs = (settings, cache_dir, threads)
@@ -235,52 +251,6 @@ def _start_worker(settings: StudySettings, cache_dir: Path, threads: int) -> Non
 
 def _run_worker_cell(config: str, rho: float, seed: int) -> dict:
     return run_cell(_worker_state["settings"], _worker_state["splits"], config, rho, seed)
-
-
-def study_benchmark(settings: StudySettings, cache_dir: Path | None = None) -> DatasetDict:
-    """The built-in benchmark: train on one family, test on every family; cached on disk in `cache_dir`."""
-    image_size = detector_config(settings.preset, settings.backbone).vision_config.image_size
-    with _quiet_datasets():  # the benchmark cache's save/load bars would interleave with the study's bar
-        splits, _ = load_data(
-            None, settings.train_family, settings.n_train, settings.n_test, image_size, cache_dir=cache_dir
-        )
-    return splits
-
-
-@contextmanager
-def _quiet_datasets() -> Iterator[None]:
-    """Turn the `datasets` progress bars off for the block, then back to how they were."""
-    were_disabled = datasets.are_progress_bars_disabled()
-    datasets.disable_progress_bars()
-    try:
-        yield
-    finally:
-        if not were_disabled:
-            datasets.enable_progress_bars()
-
-
-def load_study_data(settings: StudySettings, cache_dir: Path | None = None) -> dict:
-    """The training and test splits as model inputs: decoded and preprocessed once, reused by every run. With
-    augmentation the training split stays as images, augmented afresh in every run."""
-    splits = study_benchmark(settings, cache_dir)
-    collate = ForensicCollator(image_processor_for(detector_config(settings.preset, settings.backbone)))
-    augmented = settings.augment != "none"
-    used = [name for name in splits if (name == "train" and not augmented) or name.startswith(TEST_PREFIX)]
-    data = {name: PixelDataset(**collate(list(splits[name]))) for name in used}
-    return {"train": splits["train"], **data} if augmented else data
-
-
-class PixelDataset(TorchDataset):
-    """Preprocessed images and labels in memory, served as `{"pixel_values", "labels"}` rows."""
-
-    def __init__(self, pixel_values: torch.Tensor, labels: torch.Tensor):
-        self.pixel_values, self.labels = pixel_values, labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {"pixel_values": self.pixel_values[index], "labels": self.labels[index]}
 
 
 def summarise(settings: StudySettings, cells: list[dict]) -> dict:
@@ -321,7 +291,6 @@ def summarise_runs(rho: float, runs: list[dict], in_domain: str) -> dict:
     aucs = [run["splits"][in_domain]["auc"] for run in runs]
     unseen = [np.mean([s["auc"] for name, s in run["splits"].items() if name != in_domain]) for run in runs]
     gsnr_layers = _mean_dicts([run["gsnr"] for run in runs])
-    split_names = list(runs[0]["splits"])
     return {
         "rho": rho,
         "seeds": len(runs),
@@ -331,7 +300,8 @@ def summarise_runs(rho: float, runs: list[dict], in_domain: str) -> dict:
         "unseen_auc_mean": float(np.mean(unseen)),
         "unseen_auc_std": float(np.std(unseen)),
         "collapsed_runs": sum(run["splits"][in_domain]["collapsed"] for run in runs),
-        "split_auc_mean": {name: float(np.mean([run["splits"][name]["auc"] for run in runs])) for name in split_names},
+        "split_auc_mean": _split_means(runs, "auc"),
+        "split_video_auc_mean": _split_means(runs, "video_auc"),
         "train_loss_mean": _mean_or_none([run["train_loss"] for run in runs]),
         "gsnr_by_layer": gsnr_layers,
         "gsnr_mean": float(np.mean(list(gsnr_layers.values()))) if gsnr_layers else None,
@@ -350,6 +320,12 @@ def gsnr_cor_correlation(configs: dict[str, dict]) -> dict:
         return {"rho": None, "p_value": None, "n": len(pairs), "note": "undefined: all GSNR or all COR values tie"}
     result = spearmanr(gsnr, cor)
     return {"rho": float(result.statistic), "p_value": float(result.pvalue), "n": len(pairs), "note": ""}
+
+
+def _split_means(runs: list[dict], score: str) -> dict[str, float]:
+    """The seed mean of one score on every split that has it (video scores exist only on data with videos)."""
+    names = [name for name, scores in runs[0]["splits"].items() if score in scores]
+    return {name: float(np.mean([run["splits"][name][score] for run in runs])) for name in names}
 
 
 def _mean_dicts(dicts: list[dict[str, float]]) -> dict[str, float]:

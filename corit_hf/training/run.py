@@ -6,6 +6,7 @@ Shared by `corit train` (one run) and `corit study` (one run per configuration, 
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -15,6 +16,7 @@ from transformers import AutoConfig, EarlyStoppingCallback, EvalPrediction, PreT
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..data import build_benchmark, load_forensic_folder
+from ..data.splits import test_split_names, unique_test_splits
 from ..evaluation.collapse import HEADLINE_SCORES, detection_scores
 from ..evaluation.scoring import batch_collator, fake_probability, is_fake, real_label_id
 from ..files import write_json, write_text_atomic
@@ -122,6 +124,24 @@ def load_data(
     else:
         splits, _ = load_forensic_folder(str(path), frame_options=frame_options, frame_size=image_size)
     return splits, {"name": path.name, "type": str(path), "config": None}
+
+
+def load_test_data(
+    folders: list[str],
+    image_size: int = 64,
+    frame_options: FrameOptions | None = None,
+    taken: Iterable[str] = (),
+) -> DatasetDict:
+    """The test splits of every folder in `folders` (its `test*` splits, else all), each folder read as `load_data`
+    reads `--data`; named uniquely across the folders and the split names in `taken` (`unique_test_splits`)."""
+    loaded: dict = {}
+    for folder in folders:
+        if not Path(folder).is_dir():
+            raise FileNotFoundError(f"--test-data {folder}: no such folder.")
+        splits, _ = load_data(folder, image_size=image_size, frame_options=frame_options)
+        tests = {name: splits[name] for name in test_split_names(splits)}
+        loaded.update(unique_test_splits(tests, Path(folder).name, [*taken, *loaded]))
+    return DatasetDict(loaded)
 
 
 def class_names(splits: DatasetDict) -> list[str] | None:
