@@ -280,11 +280,10 @@ def predict(args: argparse.Namespace) -> int:
 def study(args: argparse.Namespace) -> int:
     """Run or resume the collapse study and print its Markdown summary."""
     from ..study.report import study_markdown
-    from ..study.run import StudySettings, default_workers, run_study
+    from ..study.run import StudySettings, run_study
 
     _check_training_counts(args)
-    in_memory = args.data is None and args.data_workers is None  # the benchmark needs no DataLoader workers
-    data_workers = 0 if in_memory else _workers(args.data_workers, args.workers or default_workers(), "--data-workers")
+    engine = _study_engine(args)
     options = _frame_options(args)  # frames matter only on --data (--faces on the benchmark is refused there)
     settings = StudySettings(
         rhos=args.rhos,
@@ -308,12 +307,47 @@ def study(args: argparse.Namespace) -> int:
         in_domain_split=args.in_domain,
         frame_options=options if args.data or options.faces else None,
         bf16=args.bf16,
-        data_workers=data_workers,
+        data_workers=_study_data_workers(args, engine),
     )
-    summary = run_study(settings, args.output_dir, workers=args.workers)
+    summary = run_study(settings, args.output_dir, engine=engine)
     print(study_markdown(summary))
     print(f"Wrote study.json, study.csv, study.md and the plots to {args.output_dir}")
-    return 0
+    for failure in summary["failed_runs"]:
+        run = f"{failure['config']} rho={failure['rho']:g} seed={failure['seed']}"
+        print(f"corit study: run {run} failed: {failure['error']}", file=sys.stderr)
+    return 1 if summary["failed_runs"] else 0
+
+
+def _study_data_workers(args: argparse.Namespace, engine) -> int:
+    """--data-workers, else none on the in-memory benchmark, else the CPUs a run has besides its own: a share of
+    this machine's for the local pool, `--cpus-per-run` - 1 on Ray."""
+    from ..study.engines import LocalEngine
+    from ..training.run import MAX_DEFAULT_WORKERS
+
+    if args.data is None and args.data_workers is None:
+        return 0
+    if args.data_workers is None and not isinstance(engine, LocalEngine):
+        return max(0, min(MAX_DEFAULT_WORKERS, int(engine.cpus_per_run) - 1))
+    return _workers(args.data_workers, engine.workers if isinstance(engine, LocalEngine) else None, "--data-workers")
+
+
+def _study_engine(args: argparse.Namespace):
+    """The engine --engine names, refusing the flags of the other engine."""
+    from ..study.engines import LocalEngine, RayEngine
+
+    ray_flags = {
+        "--ray-address": args.ray_address,
+        "--gpus-per-run": args.gpus_per_run,
+        "--cpus-per-run": args.cpus_per_run,
+    }
+    if args.engine == "local":
+        given = [flag for flag, value in ray_flags.items() if value is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: for --engine ray only.")
+        return LocalEngine(args.workers)
+    if args.workers is not None:
+        raise ValueError("--workers: for --engine local only; Ray runs as many runs at once as the cluster fits.")
+    return RayEngine(args.ray_address, args.gpus_per_run, args.cpus_per_run or 1)
 
 
 def _evaluation_splits(splits, requested: list[str] | None):

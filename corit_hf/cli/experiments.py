@@ -203,15 +203,14 @@ def add_study_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--adaptive", action="store_true", help="adaptive SAM (ASAM) instead of SAM")
     add_ascent_every_argument(parser)
     parser.add_argument("--gsnr-every", type=int, default=defaults.STUDY_GSNR_EVERY, help="default: %(default)s")
-    parser.add_argument(
-        "--workers", type=int, help="runs trained in parallel, one CPU thread each (default: the CPU count, at most 4)"
-    )
+    add_engine_arguments(parser)
     parser.add_argument(
         "--data-workers",
         type=int,
         metavar="N",
         help="DataLoader worker processes per run that read and augment --data images (default: the CPUs per "
-        "parallel run minus one, at most 8; 0 on the benchmark, which is held in memory)",
+        "run minus one, at most 8: CPUs / --workers locally, --cpus-per-run on Ray; 0 on the benchmark, which is "
+        "held in memory)",
     )
     parser.add_argument(
         "--augment",
@@ -221,6 +220,39 @@ def add_study_command(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--output-dir", default=defaults.STUDY_OUTPUT_DIR, help="default: %(default)s")
     parser.set_defaults(handler=command_handler("study"))
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where `corit study` trains its runs: this machine's process pool, or Ray tasks on a cluster."""
+    group = parser.add_argument_group("engine (where the runs train)")
+    group.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: a process pool on this machine; ray: one Ray task per run, on a `ray start` cluster or a local "
+        "Ray (needs the ray extra; the data and --backbone must be at the same path on every node) "
+        "(default: %(default)s)",
+    )
+    group.add_argument(
+        "--workers",
+        type=int,
+        help="local: runs trained in parallel, CPUs / N torch threads each (default: the CPU count, at most 4)",
+    )
+    group.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="ray: `auto` (the cluster `ray start` started on this machine) or HOST:PORT of its head "
+        "(default: start a local Ray for the study)",
+    )
+    group.add_argument(
+        "--gpus-per-run",
+        type=float,
+        metavar="N",
+        help="ray: GPUs per run, may be a fraction (default: 1 if the cluster has GPUs, else 0)",
+    )
+    group.add_argument(
+        "--cpus-per-run", type=float, metavar="N", help="ray: CPUs (and torch threads) per run (default: 1)"
+    )
 
 
 def command_handler(name: str):

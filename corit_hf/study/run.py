@@ -7,19 +7,14 @@ interrupted study resumes where it stopped; cells trained with other settings ar
 
 import json
 import math
-import multiprocessing
-import os
 import tempfile
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-import torch
 from scipy.stats import spearmanr
 from tqdm.auto import tqdm
-from transformers.utils import logging as transformers_logging
 
 from .. import defaults
 from ..defaults import CONFIGURATIONS
@@ -38,7 +33,8 @@ from ..training.run import (
     training_arguments,
 )
 from ..video.inputs import FrameOptions
-from .data import VALIDATION, check_in_domain, load_study_data, study_splits
+from .data import VALIDATION, check_in_domain, load_study_data
+from .engines import Engine, LocalEngine, RunFailure, RunKey
 from .report import write_report
 
 
@@ -46,7 +42,6 @@ TEST_PREFIX = "test_"
 BENCHMARK_CACHE = "benchmark"
 CELL_VERSION = 1
 """Bumped when what a cell records changes, so older cells are retrained rather than mixed in."""
-MAX_DEFAULT_WORKERS = 4
 
 
 @dataclass
@@ -182,86 +177,56 @@ def run_cell(settings: StudySettings, splits, config: str, rho: float, seed: int
 
 
 def run_study(
-    settings: StudySettings, output_dir: str | Path, workers: int | None = None, progress: bool = True
+    settings: StudySettings, output_dir: str | Path, engine: Engine | None = None, progress: bool = True
 ) -> dict:
-    """Run (or resume) every cell, then write study.json / .csv / .md and the plots; returns the summary.
-
-    `workers` > 1 trains that many cells at once in child processes with one CPU thread each (default: the CPU
-    count, at most 4): small models use one core far better than two threads do. The workers are spawned, so
-    scripts that call this need the usual `if __name__ == "__main__":` guard.
-    """
+    """Run (or resume) every cell on `engine` (default: `LocalEngine()`), then write study.json / .csv / .md and
+    the plots; returns the summary. A run that fails is listed in the summary's `failed_runs`, not written as a cell,
+    so the next call retries it."""
     output_dir = Path(output_dir)
-    workers = workers or default_workers()
-    if workers < 1:
-        raise ValueError(f"--workers must be positive, got {workers}.")
+    engine = engine or LocalEngine()
     cells = {key: load_finished_cell(cell_path(output_dir, *key), settings) for key in settings.cells()}
     missing = [key for key, cell in cells.items() if cell is None]
+    failures = {}
     if missing:
+        splits = load_study_data(settings, output_dir / BENCHMARK_CACHE)
         bar = tqdm(desc="study", unit="run", disable=not progress, initial=len(cells) - len(missing), total=len(cells))
-        for key, cell in run_cells(settings, missing, output_dir / BENCHMARK_CACHE, workers):
-            write_json(cell_path(output_dir, *key), cell)
-            cells[key] = cell
-            bar.set_postfix_str(
-                f"{key[0]} rho={key[1]:g} seed={key[2]} AUC={cell['splits'][settings.in_domain]['auc']:.2f}"
-            )
+        for key, result in engine.run(partial(run_cell, settings), splits, missing):
+            run = f"{key[0]} rho={key[1]:g} seed={key[2]}"
+            if isinstance(result, RunFailure):
+                failures[key] = result
+                bar.set_postfix_str(f"{run} failed: {result.error}")
+            else:
+                write_json(cell_path(output_dir, *key), result)
+                cells[key] = result
+                bar.set_postfix_str(f"{run} AUC={result['splits'][settings.in_domain]['auc']:.2f}")
             bar.update()
         bar.close()
-    check_in_domain(settings, list(next(iter(cells.values()))["splits"]))  # --in-domain may name any scored split
-    summary = summarise(settings, [cells[key] for key in settings.cells()])
+    finished = [cell for cell in cells.values() if cell is not None]
+    if finished:  # --in-domain may name any scored split
+        check_in_domain(settings, list(finished[0]["splits"]))
+    summary = summarise(settings, finished, failures)
     write_report(summary, output_dir)
     return summary
 
 
-def default_workers() -> int:
-    """One worker per CPU, at most MAX_DEFAULT_WORKERS (each holds the preprocessed benchmark in memory)."""
-    return max(1, min(MAX_DEFAULT_WORKERS, os.cpu_count() or 1))
-
-
-def run_cells(
-    settings: StudySettings, keys: list[tuple[str, float, int]], cache_dir: Path, workers: int
-) -> Iterator[tuple[tuple[str, float, int], dict]]:
-    """(key, cell) for every key as it finishes: in this process, or in a pool of `workers` processes."""
-    if workers == 1:
-        splits = load_study_data(settings, cache_dir)
-        for key in keys:
-            yield key, run_cell(settings, splits, *key)
-        return
-    study_splits(settings, cache_dir)  # built once and checked; the workers reload it
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    context = multiprocessing.get_context("spawn")
-    initargs = (settings, cache_dir, threads)
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=initargs) as pool:
-        futures = {pool.submit(_run_worker_cell, *key): key for key in keys}
-        try:
-            for future in as_completed(futures):
-                yield futures[future], future.result()
-        finally:  # after a failure or an early stop, do not wait for the runs not yet started
-            pool.shutdown(cancel_futures=True)
-
-
-_worker_state: dict = {}
-"""Inside a worker process: the study settings and its benchmark splits, set once by `_start_worker`."""
-
-
-def _start_worker(settings: StudySettings, cache_dir: Path, threads: int) -> None:
-    torch.set_num_threads(threads)
-    transformers_logging.set_verbosity_error()
-    _worker_state.update(settings=settings, splits=load_study_data(settings, cache_dir))
-
-
-def _run_worker_cell(config: str, rho: float, seed: int) -> dict:
-    return run_cell(_worker_state["settings"], _worker_state["splits"], config, rho, seed)
-
-
-def summarise(settings: StudySettings, cells: list[dict]) -> dict:
+def summarise(settings: StudySettings, cells: list[dict], failures: dict[RunKey, RunFailure] | None = None) -> dict:
     """Per configuration and rho: seed means and spreads; per configuration: COR and mean GSNR; and their
-    Spearman rank correlation across configurations."""
-    configs = {config: summarise_config(settings, cells, config) for config in settings.configs}
+    Spearman rank correlation across configurations. A configuration with a failed run is left out of the
+    summaries (its finished cells stay in `cells`) and every failure is listed in `failed_runs`."""
+    failures = failures or {}
+    incomplete = {config for config, _, _ in failures}
+    configs = {
+        config: summarise_config(settings, cells, config) for config in settings.configs if config not in incomplete
+    }
     return {
         "settings": asdict(settings),
         "in_domain_split": settings.in_domain,
         "configs": configs,
         "gsnr_cor_spearman": gsnr_cor_correlation(configs),
+        "failed_runs": [
+            {"config": config, "rho": rho, "seed": seed, **asdict(failure)}
+            for (config, rho, seed), failure in failures.items()
+        ],
         "cells": cells,
     }
 
