@@ -109,7 +109,12 @@ def test_a_stopped_driver_resumes_with_the_missing_runs_only(local_ray, local_ce
     assert cells(tmp_path) == local_cells
 
 
-def test_a_failing_run_is_recorded_and_the_others_complete(local_ray, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize(
+    "engine", [("--engine", "local", "--workers", "1"), ("--engine", "ray")], ids=("local", "ray")
+)
+def test_a_failing_run_is_recorded_and_the_others_complete(engine, request, tmp_path, monkeypatch, capsys):
+    if "ray" in engine:
+        request.getfixturevalue("local_ray")
     attempts = tmp_path / "attempts"
     run_cell = study_run.run_cell
 
@@ -121,7 +126,7 @@ def test_a_failing_run_is_recorded_and_the_others_complete(local_ray, tmp_path, 
         return run_cell(settings, splits, config, rho, seed)
 
     monkeypatch.setattr(study_run, "run_cell", run_cell_failing_for_corit_at_half)
-    assert ray_study(tmp_path / "study") == 1
+    assert study(tmp_path / "study", *engine) == 1
     assert "run corit rho=0.5 seed=0 failed: RuntimeError: out of memory, say" in capsys.readouterr().err
     assert attempts.read_text() == "attempt\n"  # a Python exception is not retried
     assert set(cells(tmp_path / "study")) == CELL_NAMES - {"corit_rho0.5_seed0.json"}
