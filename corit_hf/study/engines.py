@@ -24,7 +24,6 @@ TrainRun = Callable[..., dict]
 MAX_DEFAULT_WORKERS = 4
 RAY_MAX_RETRIES = 3
 """Attempts after the first when a run's worker process or node dies (Python exceptions are not retried)."""
-RAY_EXTRA_HINT = "--engine ray needs Ray: pip install 'corit-hf[ray]'"
 
 
 @dataclass
@@ -45,7 +44,6 @@ class Engine(Protocol):
 
     def run(self, train: TrainRun, splits: dict, keys: list[RunKey]) -> Iterator[tuple[RunKey, dict | RunFailure]]:
         """Train every run in `keys` on `splits`; yield (key, cell or failure) as each finishes."""
-        ...
 
 
 def default_workers() -> int:
@@ -144,7 +142,10 @@ class RayEngine:
         ray = import_ray()
         started_here = not ray.is_initialized()
         if started_here:
-            ray.init(address=self.address)
+            try:
+                ray.init(address=self.address)
+            except ConnectionError as error:
+                raise ValueError(f"no Ray cluster at --ray-address {self.address}: {error}") from None
         try:
             yield from self._run_tasks(ray, train, splits, keys)
         finally:
@@ -179,7 +180,7 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise ValueError(f"{RAY_EXTRA_HINT}.") from None
+        raise ValueError("--engine ray needs Ray: pip install 'corit-hf[ray]'.") from None
     return ray
 
 

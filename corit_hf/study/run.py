@@ -209,11 +209,10 @@ def run_study(
     return summary
 
 
-def summarise(settings: StudySettings, cells: list[dict], failures: dict[RunKey, RunFailure] | None = None) -> dict:
+def summarise(settings: StudySettings, cells: list[dict], failures: dict[RunKey, RunFailure]) -> dict:
     """Per configuration and rho: seed means and spreads; per configuration: COR and mean GSNR; and their
     Spearman rank correlation across configurations. A configuration with a failed run is left out of the
     summaries (its finished cells stay in `cells`) and every failure is listed in `failed_runs`."""
-    failures = failures or {}
     incomplete = {config for config, _, _ in failures}
     configs = {
         config: summarise_config(settings, cells, config) for config in settings.configs if config not in incomplete
