@@ -12,9 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from datasets import DatasetDict
 
 import corit_hf
 from corit_hf.cli import main
+from corit_hf.data import build_benchmark, write_benchmark_folder
 from corit_hf.study import run as study_run
 
 
@@ -162,3 +164,16 @@ def test_ray_engine_without_ray_names_the_extra(tmp_path, monkeypatch, capsys):
 def test_flags_of_the_other_engine_are_refused(tmp_path, capsys, flags, message):
     assert study(tmp_path, *flags) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_study_on_a_folder_gives_the_same_cells_on_ray(local_ray, tmp_path):
+    """Folder data stays lazy (files read by each run's DataLoader) and travels to Ray's workers as it is."""
+    splits = build_benchmark(n_train=16, n_test=8, test_families=["gan", "vae"], progress=False)
+    data = tmp_path / "data"
+    write_benchmark_folder(DatasetDict({name: splits[name] for name in ("train", "validation", "test_vae")}), data)
+    flags = ["--data", str(data), "--data-workers", "0"]
+    assert study(tmp_path / "local", *flags, "--engine", "local", "--workers", "1") == 0
+    assert study(tmp_path / "ray", *flags, "--engine", "ray", "--cpus-per-run", "1") == 0
+    assert set(cells(tmp_path / "ray")) == CELL_NAMES
+    assert cells(tmp_path / "ray") == cells(tmp_path / "local")
+    assert list(cells(tmp_path / "ray")["corit_rho0.5_seed0.json"]["splits"]) == ["validation", "test_vae"]
