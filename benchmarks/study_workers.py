@@ -13,6 +13,7 @@ import tempfile
 import time
 
 from corit_hf import defaults
+from corit_hf.study.engines import LocalEngine
 from corit_hf.study.run import StudySettings, run_study
 
 
@@ -20,7 +21,7 @@ def time_study(settings: StudySettings, workers: int) -> float:
     """Seconds to run every cell of `settings` from scratch with `workers` processes (1 = in this process)."""
     with tempfile.TemporaryDirectory() as output_dir:
         start = time.perf_counter()
-        run_study(settings, output_dir, workers=workers, progress=False)
+        run_study(settings, output_dir, engine=LocalEngine(workers), progress=False)
         return time.perf_counter() - start
 
 

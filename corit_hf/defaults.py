@@ -6,7 +6,8 @@ The study defaults are sized to finish in about 10 minutes on a 2-core CPU with 
 MARGIN = 0.05
 """A run whose held-out AUC is within this distance of 0.5 is at chance (collapsed)."""
 THRESHOLD = 0.5
-"""Fake probability at or above which an image is labelled fake."""
+"""Fake probability above which an image is labelled fake: exactly 0.5 is real, as argmax over [real, fake] logits
+and the field's evaluation code (`> 0.5`) decide (`evaluation.collapse.is_labelled_fake` applies it)."""
 
 CONFIGURATIONS: dict[str, dict] = {
     # The plain CLIP linear probe (UniversalFakeDetect style): every CoRIT mechanism off.

@@ -7,9 +7,11 @@ import subprocess
 import sysconfig
 
 import pytest
+import torch
 from PIL import Image
-from transformers import AutoModelForImageClassification
+from transformers import AutoModelForImageClassification, pipeline
 
+from corit_hf import CoritConfig, CoritForImageClassification
 from corit_hf.cli import main
 from corit_hf.evaluation.collapse import SCORE_NAMES
 
@@ -150,7 +152,7 @@ def test_predict_skips_corrupt_files_and_writes_the_rest(model_dir, image_folder
     assert [row["path"].rsplit("/", 1)[-1] for row in rows] == ["image_0.png", "image_1.png", "image_2.png"]
     for row in rows:
         assert 0.0 <= float(row["fake_probability"]) <= 1.0
-        assert row["label"] == ("fake" if float(row["fake_probability"]) >= 0.5 else "real")
+        assert row["label"] == ("fake" if float(row["fake_probability"]) > 0.5 else "real")
     errors = capsys.readouterr().err
     broken = image_folder / "broken.png"
     assert f"corit predict: skipped {broken}: not a recognised image file" in errors.splitlines()
@@ -163,6 +165,32 @@ def test_predict_threshold_and_json_lines_to_stdout(model_dir, image_folder, cap
     assert main(["predict", str(model_dir), target, "--format", "jsonl", "--threshold", "0"]) == 0
     (line,) = capsys.readouterr().out.splitlines()
     assert json.loads(line)["label"] == "fake"
+
+
+@pytest.fixture(scope="module")
+def undecided_model(tmp_path_factory):
+    """A detector with a zero classifier: equal logits, so the fake probability of every image is exactly 0.5."""
+    model = CoritForImageClassification(CoritConfig.from_preset("tiny"))
+    torch.nn.init.zeros_(model.classifier.weight)
+    torch.nn.init.zeros_(model.classifier.bias)
+    folder = tmp_path_factory.mktemp("undecided")
+    model.save_pretrained(folder)
+    return folder
+
+
+def test_a_fake_probability_of_one_half_is_real_everywhere(undecided_model, image_folder, tmp_path, capsys):
+    output = tmp_path / "results.json"
+    args = ["evaluate", str(undecided_model), "--n-test", "16", "--splits", "test_gan", "--output", str(output)]
+    assert main(args) == 0
+    scores = json.loads(output.read_text())["splits"]["test_gan"]
+    assert (scores["real_accuracy"], scores["fake_accuracy"], scores["accuracy"]) == (1.0, 0.0, 0.5)
+    capsys.readouterr()
+
+    image = image_folder / "image_0.png"
+    assert main(["predict", str(undecided_model), str(image), "--format", "jsonl"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert (row["fake_probability"], row["label"]) == (0.5, "real")
+    assert pipeline("image-classification", model=str(undecided_model))(str(image))[0]["label"] == "real"
 
 
 def test_console_script_predicts_in_a_real_subprocess(model_dir, image_folder, tmp_path):

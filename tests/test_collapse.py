@@ -60,7 +60,8 @@ def test_inverted_scores_are_informative_not_collapsed():
 def test_constant_scores_collapse():
     report = collapse_report([0.5] * 8, LABELS)
     assert (report["auc"], report["ap"], report["accuracy"], report["eer"]) == (0.5, 0.5, 0.5, 0.5)
-    assert (report["real_accuracy"], report["fake_accuracy"], report["best_accuracy"]) == (0.0, 1.0, 0.5)
+    # exactly 0.5 is labelled real, as argmax over [real, fake] logits decides
+    assert (report["real_accuracy"], report["fake_accuracy"], report["best_accuracy"]) == (1.0, 0.0, 0.5)
     assert (report["tpr_at_fpr_1"], report["collapsed"], report["n"]) == (0.0, True, 8)
 
 

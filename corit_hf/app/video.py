@@ -11,6 +11,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 
+from ..evaluation.collapse import DEFAULT_THRESHOLD, is_labelled_fake
 from ..evaluation.scoring import image_probabilities
 from ..video.faces import crop_largest_faces
 from ..video.frames import VideoLoadError, sample_frames
@@ -23,7 +24,9 @@ STRIP_HEIGHT = 120
 FAKE_COLOUR, REAL_COLOUR = (220, 40, 40), (40, 160, 60)
 
 
-def analyse_video(detector, path: str, threshold: float = 0.5) -> tuple[list, list[tuple[Image.Image, str]]]:
+def analyse_video(
+    detector, path: str, threshold: float = DEFAULT_THRESHOLD
+) -> tuple[list, list[tuple[Image.Image, str]]]:
     """The results row and the captioned gallery images (frame strip, probability plot) of one video;
     raises VideoLoadError for an unusable one."""
     video = sample_frames(path, SPACE_FRAMES)
@@ -31,7 +34,7 @@ def analyse_video(detector, path: str, threshold: float = 0.5) -> tuple[list, li
     probabilities = image_probabilities(detector.model, detector.processor, [crop.image for crop in crops])
     score = float(np.mean(probabilities))
     config = detector.model.config
-    label = "fake" if score >= threshold else config.id2label[detector.real_label_id]
+    label = "fake" if is_labelled_fake(score, threshold) else config.id2label[detector.real_label_id]
     name = Path(path).name
     faces = sum(crop.box is not None for crop in crops)
     summary = f"{name}: {label}, P(fake) = {score:.3f} (mean of {len(crops)} frames, {faces} with a face)"
@@ -52,7 +55,7 @@ def frame_strip(
         scale = STRIP_HEIGHT / frame.height
         tile = frame.resize((width, STRIP_HEIGHT), Image.BILINEAR)
         draw = ImageDraw.Draw(tile)
-        colour = FAKE_COLOUR if probability >= threshold else REAL_COLOUR
+        colour = FAKE_COLOUR if is_labelled_fake(probability, threshold) else REAL_COLOUR
         if box is not None:
             draw.rectangle([value * scale for value in box.crop_box(frame.size)], outline=colour, width=2)
         caption = f"{time:.1f}s {probability:.2f}"

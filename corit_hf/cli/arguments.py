@@ -5,23 +5,31 @@ import argparse
 from .. import defaults
 
 
-def add_data_arguments(parser: argparse.ArgumentParser, training: bool, folder: bool = True) -> None:
-    """--data (with `folder`) and the built-in benchmark's flags, shared by `train`, `evaluate` and `study`."""
+def add_data_arguments(parser: argparse.ArgumentParser, training: bool, subsets: bool = False) -> None:
+    """--data, --test-data and the built-in benchmark's flags, shared by `train`, `evaluate` and `study`; with
+    `subsets`, --n-train / --n-test also cut --data to seeded, class-balanced subsets (`study`)."""
     group = parser.add_argument_group("data (default: the built-in offline forensic benchmark)")
-    if folder:
-        group.add_argument(
-            "--data",
-            metavar="FOLDER",
-            help="a folder prepared by `corit prepare`, a real/fake image or video folder (real/fake, 0_real/1_fake, "
-            "nature/ai, FaceForensics++, ...; prepared once into --cache-dir and reused) or a DatasetDict saved "
-            "with save_to_disk, instead of the built-in benchmark",
-        )
-        group.add_argument(
-            "--cache-dir",
-            metavar="DIR",
-            help="where raw --data folders are prepared (default: $CORIT_CACHE/prepared, else "
-            "~/.cache/corit/prepared)",
-        )
+    group.add_argument(
+        "--data",
+        metavar="FOLDER",
+        help="a folder prepared by `corit prepare`, a real/fake image or video folder (real/fake, 0_real/1_fake, "
+        "nature/ai, FaceForensics++, Celeb-DF, DFDC; prepared once into --cache-dir and reused) or a DatasetDict "
+        "saved with save_to_disk, instead of the built-in benchmark",
+    )
+    group.add_argument(
+        "--test-data",
+        nargs="+",
+        default=[],
+        metavar="FOLDER",
+        help="more folders to test on, read as --data is: each one's test splits (all its splits if none is named "
+        "test*), renamed test_<folder>... where names would clash",
+    )
+    group.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="where raw --data and --test-data folders are prepared (default: $CORIT_CACHE/prepared, else "
+        "~/.cache/corit/prepared)",
+    )
     family_help = "to train on; every family is tested" if training else "the model was trained on (for the record)"
     group.add_argument(
         "--train-family",
@@ -29,6 +37,22 @@ def add_data_arguments(parser: argparse.ArgumentParser, training: bool, folder: 
         metavar="FAMILY",
         help=f"benchmark forgery family {family_help} (default: %(default)s)",
     )
+    if subsets:
+        subset = "or a seeded, class-balanced subset of --data's {} (with videos: N videos)"
+        group.add_argument(
+            "--n-train",
+            type=int,
+            metavar="N",
+            help=f"benchmark training images, {subset.format('train split')} (default: {defaults.N_TRAIN}; all)",
+        )
+        group.add_argument(
+            "--n-test",
+            type=int,
+            metavar="N",
+            help=f"benchmark images per test split, {subset.format('scored splits, each')} "
+            f"(default: {defaults.N_TEST}; all)",
+        )
+        return
     if training:
         group.add_argument(
             "--n-train", type=int, default=defaults.N_TRAIN, help="benchmark training images (default: %(default)s)"

@@ -15,7 +15,7 @@ from .. import defaults
 
 def train(args: argparse.Namespace) -> int:
     """Train one detector and save it with metrics.json and gsnr.jsonl (rank 0 alone, under torchrun)."""
-    from ..evaluation.scoring import format_score_table, score_dataset
+    from ..evaluation.scoring import format_score_table, score_dataset, score_splits
     from ..models.modeling_corit import image_processor_for
     from ..training.run import (
         best_checkpoint_record,
@@ -25,6 +25,8 @@ def train(args: argparse.Namespace) -> int:
         gsnr_records,
         latest_checkpoint,
         load_data,
+        load_test_data,
+        release_processes,
         replica_weights_identical,
         save_detector,
         train_detector,
@@ -41,11 +43,11 @@ def train(args: argparse.Namespace) -> int:
     training_args = _training_args(args)  # checks the flags before any data is built
     image_size = detector_config(args.preset, args.backbone).vision_config.image_size
     _frame_options(args)  # checks the frame flags and the video extra before any data is prepared
-    splits, _ = load_data(
-        args.data, args.train_family, args.n_train, args.n_test, image_size, args.seed, **_prepared_request(args)
-    )
+    request = _prepared_request(args)
+    splits, _ = load_data(args.data, args.train_family, args.n_train, args.n_test, image_size, args.seed, **request)
     if "train" not in splits:
         raise ValueError(f"--data has no 'train' split (splits: {sorted(splits)}).")
+    tests = load_test_data(args.test_data, taken=splits, **request)
     if args.eval_steps and "validation" not in splits:
         raise ValueError(f"--eval-steps needs a 'validation' split in --data (splits: {sorted(splits)}).")
     checkpoint = latest_checkpoint(args.output_dir) if args.resume else None
@@ -66,6 +68,7 @@ def train(args: argparse.Namespace) -> int:
     )
     model = trained_model(trainer)
     identical = replica_weights_identical(trainer)
+    release_processes(trainer)  # every process, after the last collective
     if not trainer.is_world_process_zero():
         return 0
     metrics = {
@@ -85,6 +88,9 @@ def train(args: argparse.Namespace) -> int:
         image_processor = image_processor_for(model.config)
         metrics["validation"] = score_dataset(model, splits["validation"], image_processor, args.batch_size)
         print(format_score_table({"validation": metrics["validation"]}))
+    if tests:
+        metrics["test"] = score_splits(model, tests, image_processor_for(model.config), args.batch_size)
+        print(format_score_table(metrics["test"]))
     save_detector(model, args.output_dir, metrics, gsnr_records(trainer.state.log_history))
     best = f" (the best checkpoint by validation AUC: step {metrics['best']['step']})" if metrics.get("best") else ""
     print(f"Saved the model{best}, metrics.json and gsnr.jsonl to {args.output_dir}")
@@ -95,15 +101,19 @@ def _augmentation(args: argparse.Namespace):
     """The training augmentation from --augment and its flags; the default depends on --data."""
     from ..training.augmentation import augmentation_config
 
-    name = args.augment or (defaults.AUGMENT_FOLDER if args.data else defaults.AUGMENT_BENCHMARK)
     return augmentation_config(
-        name,
+        _augment_name(args),
         blur_prob=args.blur_prob,
         blur_sigma=tuple(args.blur_sigma) if args.blur_sigma else None,
         jpeg_prob=args.jpeg_prob,
         jpeg_quality=tuple(args.jpeg_quality) if args.jpeg_quality else None,
         flip_prob=args.flip_prob,
     )
+
+
+def _augment_name(args: argparse.Namespace) -> str:
+    """--augment, else the field's blur+JPEG on --data folders and none on the built-in benchmark."""
+    return args.augment or (defaults.AUGMENT_FOLDER if args.data else defaults.AUGMENT_BENCHMARK)
 
 
 def _model_overrides(args: argparse.Namespace) -> dict:
@@ -117,22 +127,16 @@ def _model_overrides(args: argparse.Namespace) -> dict:
 
 
 def _training_args(args: argparse.Namespace):
-    """CoritTrainingArguments from the `train` flags; the learning rate default depends on --backbone."""
-    from ..prior.registry import PRIORS
+    """CoritTrainingArguments from the `train` flags."""
     from ..training.run import training_arguments
 
-    learning_rate = args.lr
-    if learning_rate is None:
-        # Real CLIP weights are fine-tuned gently; a shipped prior is the tiny shape and trains like it.
-        clip_weights = args.backbone is not None and args.backbone not in PRIORS
-        learning_rate = defaults.LEARNING_RATE_PRETRAINED if clip_weights else defaults.LEARNING_RATE
     optional = {"sam_rho": args.rho} if args.rho is not None else {}
     length = {"max_steps": args.max_steps} if args.max_steps else {"num_train_epochs": args.epochs}
     return training_arguments(
         args.output_dir,
         per_device_train_batch_size=args.batch_size,
         per_device_eval_batch_size=args.batch_size,
-        learning_rate=learning_rate,
+        learning_rate=_learning_rate(args),
         seed=args.seed,
         sam_adaptive=args.adaptive,
         sam_ascent_every=args.sam_ascent_every,
@@ -147,15 +151,27 @@ def _training_args(args: argparse.Namespace):
     )
 
 
-def _workers(requested: int | None) -> int:
-    """--workers, else `default_workers` for this many training processes (torchrun sets WORLD_SIZE)."""
+def _learning_rate(args: argparse.Namespace) -> float:
+    """--lr, else a default that depends on --backbone: real CLIP weights are fine-tuned gently, while a shipped
+    prior is the tiny shape and trains like it."""
+    from ..prior.registry import PRIORS
+
+    if args.lr is not None:
+        return args.lr
+    clip_weights = args.backbone is not None and args.backbone not in PRIORS
+    return defaults.LEARNING_RATE_PRETRAINED if clip_weights else defaults.LEARNING_RATE
+
+
+def _workers(requested: int | None, processes: int | None = None, flag: str = "--workers") -> int:
+    """DataLoader workers: `requested`, else `default_workers` for this many training processes (default: the
+    LOCAL_WORLD_SIZE torchrun sets)."""
     from ..training.run import default_workers
 
     if requested is not None:
         if requested < 0:
-            raise ValueError(f"--workers must be 0 or more, got {requested}.")
+            raise ValueError(f"{flag} must be 0 or more, got {requested}.")
         return requested
-    return default_workers(int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return default_workers(processes or int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def _checkpoint_arguments(args: argparse.Namespace) -> dict:
@@ -189,7 +205,7 @@ def evaluate(args: argparse.Namespace) -> int:
     )
     from ..evaluation.scoring import EVAL_RESULTS_FILE, eval_results, format_score_table, load_detector, score_splits
     from ..files import write_json
-    from ..training.run import load_data
+    from ..training.run import load_data, load_test_data
 
     _check_positive(batch_size=args.batch_size, n_test=args.n_test)
     perturbations = parse_perturbations(args.perturb or [])
@@ -200,10 +216,14 @@ def evaluate(args: argparse.Namespace) -> int:
     vision = getattr(model.config, "vision_config", model.config)
     size = {"image_size": vision.image_size} if hasattr(vision, "image_size") else {}
     options = _frame_options(args)
-    splits, dataset = load_data(
-        args.data, args.train_family, 2, args.n_test, seed=args.seed, **_prepared_request(args), **size
-    )
-    selected = _evaluation_splits(splits, args.splits)
+    request = _prepared_request(args)
+    if args.test_data and args.data is None:  # only the --test-data folders, no benchmark
+        names = ", ".join(Path(folder).name for folder in args.test_data)
+        splits, dataset = {}, {"name": names, "type": " ".join(args.test_data), "config": None}
+    else:
+        splits, dataset = load_data(args.data, args.train_family, 2, args.n_test, seed=args.seed, **request, **size)
+    tests = load_test_data(args.test_data, taken=splits, **request)
+    selected = _evaluation_splits({**splits, **tests}, args.splits)
     scores = score_splits(
         model,
         selected,
@@ -277,6 +297,8 @@ def study(args: argparse.Namespace) -> int:
     from ..study.run import StudySettings, run_study
 
     _check_training_counts(args)
+    engine = _study_engine(args)
+    _frame_options(args)  # checks the frame flags and the video extra before any data is prepared
     settings = StudySettings(
         rhos=args.rhos,
         configs=args.configs,
@@ -286,32 +308,74 @@ def study(args: argparse.Namespace) -> int:
         n_test=args.n_test,
         max_steps=args.max_steps,
         batch_size=args.batch_size,
-        learning_rate=args.lr,
+        learning_rate=_learning_rate(args),
         adaptive=args.adaptive,
         sam_ascent_every=args.sam_ascent_every,
         gsnr_every=args.gsnr_every,
         preset=args.preset,
         backbone=args.backbone,
-        augment=args.augment,
+        augment=_augment_name(args),
         finetuning=args.finetune,
+        data=args.data,
+        test_data=args.test_data,
+        in_domain_split=args.in_domain,
+        **_prepared_request(args),
+        bf16=args.bf16,
+        data_workers=_study_data_workers(args, engine),
     )
-    summary = run_study(settings, args.output_dir, workers=args.workers)
+    summary = run_study(settings, args.output_dir, engine=engine)
     print(study_markdown(summary))
     print(f"Wrote study.json, study.csv, study.md and the plots to {args.output_dir}")
-    return 0
+    for failure in summary["failed_runs"]:
+        run = f"{failure['config']} rho={failure['rho']:g} seed={failure['seed']}"
+        print(f"corit study: run {run} failed: {failure['error']}", file=sys.stderr)
+    return 1 if summary["failed_runs"] else 0
+
+
+def _study_data_workers(args: argparse.Namespace, engine) -> int:
+    """--data-workers, else none on the in-memory benchmark, else the CPUs a run has besides its own: a share of
+    this machine's for the local pool, `--cpus-per-run` - 1 on Ray."""
+    from ..study.engines import LocalEngine
+    from ..training.run import MAX_DEFAULT_WORKERS
+
+    if args.data is None and args.data_workers is None:
+        return 0
+    if args.data_workers is None and not isinstance(engine, LocalEngine):
+        return max(0, min(MAX_DEFAULT_WORKERS, int(engine.cpus_per_run) - 1))
+    return _workers(args.data_workers, engine.workers if isinstance(engine, LocalEngine) else None, "--data-workers")
+
+
+def _study_engine(args: argparse.Namespace):
+    """The engine --engine names, refusing the flags of the other engine."""
+    from ..study.engines import LocalEngine, RayEngine
+
+    ray_flags = {
+        "--ray-address": args.ray_address,
+        "--gpus-per-run": args.gpus_per_run,
+        "--cpus-per-run": args.cpus_per_run,
+    }
+    if args.engine == "local":
+        given = [flag for flag, value in ray_flags.items() if value is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: for --engine ray only.")
+        return LocalEngine(args.workers)
+    if args.workers is not None:
+        raise ValueError("--workers: for --engine local only; Ray runs as many runs at once as the cluster fits.")
+    return RayEngine(args.ray_address, args.gpus_per_run, args.cpus_per_run or 1)
 
 
 def _evaluation_splits(splits, requested: list[str] | None):
     """The requested splits, else every split whose name starts with `test`, else all of them."""
     from datasets import DatasetDict
 
+    from ..data.splits import test_split_names
+
     if requested:
         missing = sorted(set(requested) - set(splits))
         if missing:
             raise ValueError(f"no split(s) {missing} in the data; it has {sorted(splits)}.")
         return DatasetDict({name: splits[name] for name in requested})
-    tests = [name for name in splits if name.startswith("test")]
-    return DatasetDict({name: splits[name] for name in (tests or list(splits))})
+    return DatasetDict({name: splits[name] for name in test_split_names(splits)})
 
 
 def _model_folder(model: str) -> Path:

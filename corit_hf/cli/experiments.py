@@ -23,7 +23,7 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> None:
             "Train a CoRIT detector with CoritTrainer (SAM in the training step, layer-wise GSNR in the logs). "
             "By default: the random-init tiny backbone on the built-in benchmark's gan family. OUTPUT_DIR becomes a "
             "loadable model folder (safetensors, config with auto_map, remote code, preprocessor_config.json) plus "
-            "metrics.json (training and validation scores) and gsnr.jsonl (one line per GSNR log step)."
+            "metrics.json (training, validation and --test-data scores) and gsnr.jsonl (one line per GSNR log step)."
         ),
     )
     add_data_arguments(parser, training=True)
@@ -86,7 +86,7 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
         "--threshold",
         type=float,
         default=defaults.THRESHOLD,
-        help="fake probability for 'fake' (default: %(default)s)",
+        help="fake probability above which an image is 'fake'; exactly at it is 'real' (default: %(default)s)",
     )
     parser.add_argument(
         "--margin",
@@ -135,7 +135,7 @@ def add_predict_command(subparsers: argparse._SubParsersAction) -> None:
         "--threshold",
         type=float,
         default=defaults.THRESHOLD,
-        help="fake probability for 'fake' (default: %(default)s)",
+        help="fake probability above which an image is 'fake'; exactly at it is 'real' (default: %(default)s)",
     )
     parser.add_argument("--batch-size", type=int, default=32, help="default: %(default)s")
     parser.add_argument("--output", metavar="FILE", help="output file, .csv or .jsonl (default: stdout)")
@@ -150,7 +150,9 @@ def add_study_command(subparsers: argparse._SubParsersAction) -> None:
         help="the collapse study: train each configuration at each SAM radius, report COR and GSNR",
         description=(
             "Train every configuration (--configs) at every SAM radius (--rhos) and seed (--seeds) on one "
-            "benchmark family, score every family, and log layer-wise GSNR. Writes study.json, study.csv, study.md "
+            "benchmark family, or on --data, score every family (or --data's validation and test splits and every "
+            "--test-data folder), and log layer-wise GSNR. COR comes from the --in-domain split's AUC; every other "
+            "scored split is unseen. Writes study.json, study.csv, study.md "
             "(printed at the end), auc_vs_rho.png and gsnr_heatmap.png into OUTPUT_DIR, with each configuration's "
             "Critical Optimization Radius (COR: the largest rho whose run keeps half the rho=0 run's above-chance "
             "AUC) and the Spearman correlation of mean GSNR with COR. Finished runs are kept in OUTPUT_DIR/cells/: "
@@ -184,26 +186,78 @@ def add_study_command(subparsers: argparse._SubParsersAction) -> None:
         default="full",
         help="what trains in each run: everything, LayerNorms + classifier, or LoRA (default: %(default)s)",
     )
-    add_data_arguments(parser, training=True, folder=False)
+    add_data_arguments(parser, training=True, subsets=True)
+    parser.add_argument(
+        "--in-domain",
+        metavar="SPLIT",
+        help="the split whose AUC defines COR; every other scored split is unseen (default: --data's validation "
+        "split, or test_<train family> on the benchmark)",
+    )
+    add_frame_arguments(parser, aggregate=False)
     parser.add_argument(
         "--max-steps", type=int, default=defaults.STUDY_MAX_STEPS, help="steps per run (default: %(default)s)"
     )
     parser.add_argument("--batch-size", type=int, default=defaults.STUDY_BATCH_SIZE, help="default: %(default)s")
-    parser.add_argument("--lr", type=float, default=defaults.LEARNING_RATE, help="default: %(default)s")
+    parser.add_argument(
+        "--lr",
+        type=float,
+        help=f"AdamW learning rate (default: {defaults.LEARNING_RATE:g}, or {defaults.LEARNING_RATE_PRETRAINED:g} "
+        "with --backbone CLIP weights, as `corit train`)",
+    )
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision (where the hardware has it)")
     parser.add_argument("--adaptive", action="store_true", help="adaptive SAM (ASAM) instead of SAM")
     add_ascent_every_argument(parser)
     parser.add_argument("--gsnr-every", type=int, default=defaults.STUDY_GSNR_EVERY, help="default: %(default)s")
+    add_engine_arguments(parser)
     parser.add_argument(
-        "--workers", type=int, help="runs trained in parallel, one CPU thread each (default: the CPU count, at most 4)"
+        "--data-workers",
+        type=int,
+        metavar="N",
+        help="DataLoader worker processes per run that read and augment --data images (default: the CPUs per "
+        "run minus one, at most 8: CPUs / --workers locally, --cpus-per-run on Ray; 0 on the benchmark, which is "
+        "held in memory)",
     )
     parser.add_argument(
         "--augment",
         choices=("none", "blur-jpeg"),
-        default=defaults.AUGMENT_BENCHMARK,
-        help="training augmentation of every run, as in `corit train` (default: %(default)s)",
+        help="training augmentation of every run, as in `corit train` (default: "
+        f"{defaults.AUGMENT_FOLDER} with --data, {defaults.AUGMENT_BENCHMARK} on the built-in benchmark)",
     )
     parser.add_argument("--output-dir", default=defaults.STUDY_OUTPUT_DIR, help="default: %(default)s")
     parser.set_defaults(handler=command_handler("study"))
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where `corit study` trains its runs: this machine's process pool, or Ray tasks on a cluster."""
+    group = parser.add_argument_group("engine (where the runs train)")
+    group.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: a process pool on this machine; ray: one Ray task per run, on a `ray start` cluster or a local "
+        "Ray (needs the ray extra; the data and --backbone must be at the same path on every node) "
+        "(default: %(default)s)",
+    )
+    group.add_argument(
+        "--workers",
+        type=int,
+        help="local: runs trained in parallel, CPUs / N torch threads each (default: the CPU count, at most 4)",
+    )
+    group.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="ray: `auto` (the cluster `ray start` started on this machine) or HOST:PORT of its head "
+        "(default: start a local Ray for the study)",
+    )
+    group.add_argument(
+        "--gpus-per-run",
+        type=float,
+        metavar="N",
+        help="ray: GPUs per run, may be a fraction (default: 1 if the cluster has GPUs, else 0)",
+    )
+    group.add_argument(
+        "--cpus-per-run", type=float, metavar="N", help="ray: CPUs (and torch threads) per run (default: 1)"
+    )
 
 
 def command_handler(name: str):

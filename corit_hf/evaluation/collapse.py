@@ -6,6 +6,8 @@ does the arithmetic.
 
 - The field's **detection scores** (`SCORE_NAMES`, `detection_scores`): AUC, AP, accuracy at the threshold, real and
   fake accuracy separately, best-threshold accuracy, EER, and TPR at 1% and 5% FPR.
+- The **label** of a fake probability (`is_labelled_fake`): fake only *above* the threshold, so a probability of
+  exactly 0.5 is real, as argmax over [real, fake] logits and the field's evaluation code (`> 0.5`) decide.
 
 - A run has **collapsed** when its held-out AUC is within `margin` of 0.5, or when it predicts one class for at
   least 95% of its inputs.
@@ -55,7 +57,7 @@ def detection_scores(
     `labels` are 1 for fake and 0 for real; both classes must be present (AUC is undefined otherwise).
     """
     scores, truth = _as_arrays(fake_probabilities, labels)
-    predicted = (scores >= threshold).astype(int)
+    predicted = is_labelled_fake(scores, threshold).astype(int)
     fpr, tpr = _roc_points(scores, truth)
     n_fake = int(truth.sum())
     return {
@@ -101,10 +103,15 @@ def _crossing_error_rate(fpr: np.ndarray, tpr: np.ndarray) -> float:
     return float(fpr[before] + step * (fpr[crossing] - fpr[before]))
 
 
+def is_labelled_fake(fake_probabilities: float | Sequence[float], threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
+    """Whether each fake probability gets the label fake: strictly above `threshold`, so a detector that cannot
+    tell (exactly 0.5) says real, as argmax over [real, fake] logits and the field's `> 0.5` do."""
+    return np.asarray(fake_probabilities, dtype=float) > threshold
+
+
 def majority_fraction(fake_probabilities: Sequence[float], threshold: float = DEFAULT_THRESHOLD) -> float:
     """The share of inputs given the more frequent of the two labels at `threshold`."""
-    predicted_fake = np.asarray(fake_probabilities, dtype=float) >= threshold
-    fake_share = float(predicted_fake.mean())
+    fake_share = float(is_labelled_fake(fake_probabilities, threshold).mean())
     return max(fake_share, 1.0 - fake_share)
 
 
@@ -188,5 +195,6 @@ __all__ = [
     "detection_scores",
     "equal_error_rate",
     "is_collapsed",
+    "is_labelled_fake",
     "majority_fraction",
 ]

@@ -16,7 +16,7 @@ from transformers import PreTrainedModel
 from ..data import ImageLoadError, open_image
 from ..video.frames import VIDEO_SUFFIXES, VideoLoadError, is_video_path
 from ..video.inputs import AGGREGATES, FrameOptions, PreparedFrames, prepare_images, prepare_video
-from .collapse import DEFAULT_THRESHOLD
+from .collapse import DEFAULT_THRESHOLD, is_labelled_fake
 from .scoring import image_probabilities
 
 
@@ -130,7 +130,7 @@ def prediction_row(
     row = {
         "path": str(path),
         "fake_probability": probability,
-        "label": "fake" if probability >= threshold else "real",
+        "label": "fake" if is_labelled_fake(probability, threshold) else "real",
     }
     if item is not None and (options.faces or is_video_path(path)):
         row.update(frames=len(item.images), faces=item.faces if options.faces else "")

@@ -79,12 +79,18 @@ def batch_collator(image_processor: object | None):
 
 
 def dataset_probabilities(
-    model: PreTrainedModel, dataset: Dataset | TorchDataset, image_processor: object | None, batch_size: int = 64
+    model: PreTrainedModel,
+    dataset: Dataset | TorchDataset,
+    image_processor: object | None,
+    batch_size: int = 64,
+    workers: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`fake_probabilities` of every row of a dataset (read in batches, in order) and the rows' labels."""
+    """`fake_probabilities` of every row of a dataset (read in batches, in order, by `workers` DataLoader
+    processes if any) and the rows' labels."""
     was_training = model.training
     model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=batch_collator(image_processor))
+    collate = batch_collator(image_processor)
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate, num_workers=workers)
     scores, labels = [], []
     for batch in loader:
         scores.append(fake_probabilities(model, batch["pixel_values"]))
@@ -101,12 +107,13 @@ def score_dataset(
     threshold: float = DEFAULT_THRESHOLD,
     margin: float = DEFAULT_MARGIN,
     aggregate: str = "mean",
+    workers: int = 0,
 ) -> dict:
     """The field's scores (`collapse.SCORE_NAMES`), collapsed and n of `model` on a dataset with `image` and
     `label` columns (or, with `image_processor=None`, already preprocessed `pixel_values` and `labels`). A `video`
     column adds the same scores per video (`video_auc`, ...; a video's probability is the `aggregate` of its
-    frames')."""
-    probabilities, labels = dataset_probabilities(model, dataset, image_processor, batch_size)
+    frames'). Images are read and preprocessed batch by batch, by `workers` DataLoader processes if any."""
+    probabilities, labels = dataset_probabilities(model, dataset, image_processor, batch_size, workers)
     references = is_fake(labels, real_label_id(model))
     report = collapse_report(probabilities, references, threshold, margin)
     if VIDEO_COLUMN in getattr(dataset, "column_names", ()):
@@ -124,11 +131,12 @@ def score_splits(
     margin: float = DEFAULT_MARGIN,
     progress: bool = False,
     aggregate: str = "mean",
+    workers: int = 0,
 ) -> dict[str, dict]:
     """`score_dataset` for every split, keyed by split name."""
     names = tqdm(list(splits), desc="evaluating", unit="split", disable=not progress)
     return {
-        name: score_dataset(model, splits[name], image_processor, batch_size, threshold, margin, aggregate)
+        name: score_dataset(model, splits[name], image_processor, batch_size, threshold, margin, aggregate, workers)
         for name in names
     }
 

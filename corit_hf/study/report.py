@@ -28,17 +28,25 @@ def write_report(summary: dict, output_dir: str | Path) -> None:
 
 
 def study_csv(summary: dict) -> str:
-    """One row per configuration and rho: seed means/spreads, collapsed runs, loss, GSNR, AUC of every split."""
-    split_names = list(next(iter(summary["configs"].values()))["rows"][0]["split_auc_mean"])
+    """One row per configuration and rho: seed means/spreads, collapsed runs, loss, GSNR, AUC of every split (and
+    video-level AUC where there are videos)."""
+    rows = [row for config_summary in summary["configs"].values() for row in config_summary["rows"]]
+    first_row = rows[0] if rows else {}
+    split_columns = {"auc": "split_auc_mean", "video_auc": "split_video_auc_mean"}
     columns = ["config", "rho", "seeds", "auc_mean", "auc_std", "unseen_auc_mean", "unseen_auc_std"]
-    columns += ["collapsed_runs", "train_loss_mean", "gsnr_mean", *[f"auc_{name}" for name in split_names]]
+    columns += ["collapsed_runs", "train_loss_mean", "gsnr_mean"]
+    columns += [f"{score}_{name}" for score, key in split_columns.items() for name in first_row.get(key, {})]
     stream = io.StringIO()
     writer = csv.DictWriter(stream, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for config, config_summary in summary["configs"].items():
         for row in config_summary["rows"]:
-            split_aucs = {f"auc_{name}": value for name, value in row["split_auc_mean"].items()}
-            writer.writerow({"config": config, **row, **split_aucs})
+            split_scores = {
+                f"{score}_{name}": value
+                for score, key in split_columns.items()
+                for name, value in row.get(key, {}).items()
+            }
+            writer.writerow({"config": config, **row, **split_scores})
     return stream.getvalue()
 
 
@@ -48,17 +56,16 @@ def study_markdown(summary: dict) -> str:
     seeds = len(settings["seeds"])
     spread = " ± std over seeds" if seeds > 1 else ""
     lines = [
-        f"Trained on `{settings['train_family']}` ({settings['n_train']} images, {settings['max_steps']} steps, "
+        f"Trained on {_data_text(settings)} ({settings['n_train'] or 'all'} images, {settings['max_steps']} steps, "
         f"batch {settings['batch_size']}, lr {settings['learning_rate']:g}, "
         f"{_backbone_text(settings)}, "
         f"{_sam_text(settings)}), seeds {settings['seeds']}.",
         "",
-        f"Held-out AUC on the training family (`{summary['in_domain_split']}`){spread}; "
-        "`*` = collapsed in at least one seed:",
+        f"Held-out AUC in domain (`{summary['in_domain_split']}`){spread}; `*` = collapsed in at least one seed:",
         "",
         *_auc_table(summary, "auc_mean", "auc_std", with_cor=True),
         "",
-        f"Mean AUC on the unseen families{spread}:",
+        f"Mean AUC on the unseen splits{spread}:",
         "",
         *_auc_table(summary, "unseen_auc_mean", "unseen_auc_std", with_cor=False),
         "",
@@ -66,8 +73,24 @@ def study_markdown(summary: dict) -> str:
         "",
         _spearman_line(summary["gsnr_cor_spearman"]),
         "",
+        *_failure_lines(summary.get("failed_runs", [])),
     ]
     return "\n".join(lines)
+
+
+def _data_text(settings: dict) -> str:
+    if settings.get("data"):
+        return f"`{settings['data']}`"
+    return f"the benchmark family `{settings['train_family']}`"
+
+
+def _failure_lines(failures: list[dict]) -> list[str]:
+    """The runs that failed (their configurations are left out above), or nothing."""
+    if not failures:
+        return []
+    lines = [f"Failed runs ({len(failures)}; not in the tables above, retried when the study runs again):", ""]
+    lines += [f"- {f['config']} rho={f['rho']:g} seed={f['seed']}: {f['error']}" for f in failures]
+    return [*lines, ""]
 
 
 def _sam_text(settings: dict) -> str:
@@ -147,11 +170,12 @@ def auc_figure(summary: dict) -> Figure:
     """AUC against rho per configuration: the training family and the unseen-family mean, error bars = std."""
     figure = Figure(figsize=(10, 4), layout="constrained")
     panels = figure.subplots(1, 2, sharey=True)
+    configs = summary["configs"]
     titles = (f"held-out {summary['in_domain_split']}", "mean of unseen families")
     for axes, title, (mean_key, std_key) in zip(
         panels, titles, [("auc_mean", "auc_std"), ("unseen_auc_mean", "unseen_auc_std")]
     ):
-        for config, s in summary["configs"].items():
+        for config, s in configs.items():
             rhos = [row["rho"] for row in s["rows"]]
             means = [row[mean_key] for row in s["rows"]]
             spreads = [row[std_key] for row in s["rows"]]
@@ -163,7 +187,8 @@ def auc_figure(summary: dict) -> Figure:
         axes.set_xlim(-0.01, max(rhos) * 1.2)
         axes.tick_params(axis="x", labelrotation=90)
     panels[0].set_ylabel("ROC AUC")
-    panels[0].legend(fontsize="small")
+    if configs:
+        panels[0].legend(fontsize="small")
     return figure
 
 
@@ -171,12 +196,12 @@ def gsnr_figure(summary: dict) -> Figure:
     """log10 layer GSNR (seed mean) against rho, one heatmap panel per configuration."""
     configs = summary["configs"]
     figure = Figure(figsize=(3.2 * len(configs) + 1, 3.6), layout="constrained")
-    panels = np.atleast_1d(figure.subplots(1, len(configs), sharey=True))
+    panels = np.atleast_1d(figure.subplots(1, max(1, len(configs)), sharey=True))
     layers = sorted(
         {layer for s in configs.values() for row in s["rows"] for layer in row["gsnr_by_layer"]}, key=_layer_order
     )
     grids = {config: _log_gsnr_grid(s["rows"], layers) for config, s in configs.items()}
-    finite = np.concatenate([grid[np.isfinite(grid)] for grid in grids.values()])
+    finite = np.concatenate([np.empty(0), *(grid[np.isfinite(grid)] for grid in grids.values())])
     limits = {"vmin": finite.min(), "vmax": finite.max()} if finite.size else {}
     image = None
     for axes, (config, s) in zip(panels, configs.items()):

@@ -7,26 +7,16 @@ interrupted study resumes where it stopped; cells trained with other settings ar
 
 import json
 import math
-import multiprocessing
-import os
 import tempfile
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
-import datasets
 import numpy as np
-import torch
-from datasets import DatasetDict
 from scipy.stats import spearmanr
-from torch.utils.data import Dataset as TorchDataset
 from tqdm.auto import tqdm
-from transformers.utils import logging as transformers_logging
 
 from .. import defaults
-from ..data import ForensicCollator
 from ..defaults import CONFIGURATIONS
 from ..evaluation.collapse import critical_radius
 from ..evaluation.scoring import score_splits
@@ -36,14 +26,14 @@ from ..models.modeling_corit import image_processor_for
 from ..training.augmentation import AUGMENTATIONS, augmentation_config
 from ..training.run import (
     build_detector,
-    detector_config,
     final_train_loss,
     gsnr_records,
-    load_data,
     mean_gsnr_by_layer,
     train_detector,
     training_arguments,
 )
+from .data import VALIDATION, check_in_domain, load_study_data
+from .engines import Engine, LocalEngine, RunFailure, RunKey
 from .report import write_report
 
 
@@ -51,7 +41,6 @@ TEST_PREFIX = "test_"
 BENCHMARK_CACHE = "benchmark"
 CELL_VERSION = 1
 """Bumped when what a cell records changes, so older cells are retrained rather than mixed in."""
-MAX_DEFAULT_WORKERS = 4
 
 
 @dataclass
@@ -63,8 +52,8 @@ class StudySettings:
     configs: list[str] = field(default_factory=lambda: list(defaults.STUDY_CONFIGS))
     seeds: list[int] = field(default_factory=lambda: list(defaults.STUDY_SEEDS))
     train_family: str = defaults.TRAIN_FAMILY
-    n_train: int = defaults.N_TRAIN
-    n_test: int = defaults.N_TEST
+    n_train: int | None = None
+    n_test: int | None = None
     max_steps: int = defaults.STUDY_MAX_STEPS
     batch_size: int = defaults.STUDY_BATCH_SIZE
     learning_rate: float = defaults.LEARNING_RATE
@@ -75,8 +64,22 @@ class StudySettings:
     backbone: str | None = None
     augment: str = defaults.AUGMENT_BENCHMARK
     finetuning: str = "full"
+    data: str | None = None
+    test_data: list[str] = field(default_factory=list)
+    in_domain_split: str | None = None
+    frames: int | None = None
+    faces: bool | None = None
+    face_fallback: str | None = None
+    prepared_cache: str | None = None
+    bf16: bool = False
+    data_workers: int = 0
 
     def __post_init__(self):
+        if self.test_data and self.data is None:
+            raise ValueError("--test-data needs --data: the built-in benchmark brings its own test splits.")
+        if self.data is None:  # the benchmark's sizes; on --data, None = every image
+            self.n_train = defaults.N_TRAIN if self.n_train is None else self.n_train
+            self.n_test = defaults.N_TEST if self.n_test is None else self.n_test
         if self.augment not in AUGMENTATIONS:
             raise ValueError(f"Unknown augmentation {self.augment!r}; choose from {', '.join(AUGMENTATIONS)}.")
         unknown = sorted(set(self.configs) - set(CONFIGURATIONS))
@@ -95,17 +98,23 @@ class StudySettings:
     def run_settings(self) -> dict:
         """The settings a cell's result depends on besides its own config, rho and seed (+ the cell format)."""
         grid = ("rhos", "configs", "seeds")
-        # Settings at the value they had before they existed (plain SAM, no augmentation, full fine-tuning) are left
-        # out, so cells written before LookSAM, augmentation and --finetune stay valid.
-        former = {"sam_ascent_every": 1, "augment": "none", "finetuning": "full"}
+        # How cells are summarised or read, not what they hold:
+        summary_only = ("in_domain_split", "data_workers", "prepared_cache")
+        # Settings at the value they had before they existed (plain SAM, no augmentation, full fine-tuning, the
+        # benchmark in fp32) are left out, so cells written before them stay valid.
+        former = {"sam_ascent_every": 1, "augment": "none", "finetuning": "full", "data": None, "test_data": []}
+        former.update(frames=None, faces=None, face_fallback=None, bf16=False)
         unset = tuple(key for key, value in former.items() if getattr(self, key) == value)
-        settings = {key: value for key, value in asdict(self).items() if key not in grid + unset}
+        settings = {key: value for key, value in asdict(self).items() if key not in grid + summary_only + unset}
         return {"cell_version": CELL_VERSION, **settings}
 
     @property
     def in_domain(self) -> str:
-        """The held-out test split of the training family: the run's own task, where collapse is measured."""
-        return f"{TEST_PREFIX}{self.train_family}"
+        """The split whose AUC defines COR, where collapse is measured: `in_domain_split` if given, else the
+        validation split of --data, else the benchmark's held-out test split of the training family."""
+        if self.in_domain_split:
+            return self.in_domain_split
+        return VALIDATION if self.data is not None else f"{TEST_PREFIX}{self.train_family}"
 
     def cells(self) -> list[tuple[str, float, int]]:
         """Every (config, rho, seed) of the grid, seed-major so a first seed completes the picture first."""
@@ -140,19 +149,23 @@ def run_cell(settings: StudySettings, splits, config: str, rho: float, seed: int
             sam_adaptive=settings.adaptive,
             sam_ascent_every=settings.sam_ascent_every,
             gsnr_every=settings.gsnr_every,
+            bf16=settings.bf16,
+            dataloader_num_workers=settings.data_workers,
             disable_tqdm=True,
         )
         augmentation = augmentation_config(settings.augment)
+        in_memory = settings.data is None  # the benchmark's splits are already model inputs (`load_study_data`)
         trainer = train_detector(
             model,
             splits["train"],
             args,
             finetuning=settings.finetuning,
-            preprocessed=augmentation is None,
+            preprocessed=in_memory and augmentation is None,
             augmentation=augmentation,
         )
-    test_splits = {name: splits[name] for name in splits if name.startswith(TEST_PREFIX)}
-    scores = score_splits(trainer.model, test_splits, image_processor=None)
+    scored = {name: split for name, split in splits.items() if name != "train"}
+    image_processor = None if in_memory else image_processor_for(model.config)
+    scores = score_splits(trainer.model, scored, image_processor, workers=settings.data_workers)
     gsnr_log = gsnr_records(trainer.state.log_history)
     return {
         "settings": settings.run_settings(),
@@ -167,131 +180,55 @@ def run_cell(settings: StudySettings, splits, config: str, rho: float, seed: int
 
 
 def run_study(
-    settings: StudySettings, output_dir: str | Path, workers: int | None = None, progress: bool = True
+    settings: StudySettings, output_dir: str | Path, engine: Engine | None = None, progress: bool = True
 ) -> dict:
-    """Run (or resume) every cell, then write study.json / .csv / .md and the plots; returns the summary.
-
-    `workers` > 1 trains that many cells at once in child processes with one CPU thread each (default: the CPU
-    count, at most 4): small models use one core far better than two threads do. The workers are spawned, so
-    scripts that call this need the usual `if __name__ == "__main__":` guard.
-    """
+    """Run (or resume) every cell on `engine` (default: `LocalEngine()`), then write study.json / .csv / .md and
+    the plots; returns the summary. A run that fails is listed in the summary's `failed_runs`, not written as a cell,
+    so the next call retries it."""
     output_dir = Path(output_dir)
-    workers = workers or default_workers()
-    if workers < 1:
-        raise ValueError(f"--workers must be positive, got {workers}.")
+    engine = engine or LocalEngine()
     cells = {key: load_finished_cell(cell_path(output_dir, *key), settings) for key in settings.cells()}
     missing = [key for key, cell in cells.items() if cell is None]
+    failures = {}
     if missing:
+        splits = load_study_data(settings, output_dir / BENCHMARK_CACHE)
         bar = tqdm(desc="study", unit="run", disable=not progress, initial=len(cells) - len(missing), total=len(cells))
-        for key, cell in run_cells(settings, missing, output_dir / BENCHMARK_CACHE, workers):
-            write_json(cell_path(output_dir, *key), cell)
-            cells[key] = cell
-            bar.set_postfix_str(
-                f"{key[0]} rho={key[1]:g} seed={key[2]} AUC={cell['splits'][settings.in_domain]['auc']:.2f}"
-            )
+        for key, result in engine.run(partial(run_cell, settings), splits, missing):
+            run = f"{key[0]} rho={key[1]:g} seed={key[2]}"
+            if isinstance(result, RunFailure):
+                failures[key] = result
+                bar.set_postfix_str(f"{run} failed: {result.error}")
+            else:
+                write_json(cell_path(output_dir, *key), result)
+                cells[key] = result
+                bar.set_postfix_str(f"{run} AUC={result['splits'][settings.in_domain]['auc']:.2f}")
             bar.update()
         bar.close()
-    summary = summarise(settings, [cells[key] for key in settings.cells()])
+    finished = [cell for cell in cells.values() if cell is not None]
+    if finished:  # --in-domain may name any scored split
+        check_in_domain(settings, list(finished[0]["splits"]))
+    summary = summarise(settings, finished, failures)
     write_report(summary, output_dir)
     return summary
 
 
-def default_workers() -> int:
-    """One worker per CPU, at most MAX_DEFAULT_WORKERS (each holds the preprocessed benchmark in memory)."""
-    return max(1, min(MAX_DEFAULT_WORKERS, os.cpu_count() or 1))
-
-
-def run_cells(
-    settings: StudySettings, keys: list[tuple[str, float, int]], cache_dir: Path, workers: int
-) -> Iterator[tuple[tuple[str, float, int], dict]]:
-    """(key, cell) for every key as it finishes: in this process, or in a pool of `workers` processes."""
-    if workers == 1:
-        splits = load_study_data(settings, cache_dir)
-        for key in keys:
-            yield key, run_cell(settings, splits, *key)
-        return
-    study_benchmark(settings, cache_dir)  # built once and saved; the workers reload it
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    context = multiprocessing.get_context("spawn")
-    initargs = (settings, cache_dir, threads)
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=initargs) as pool:
-        futures = {pool.submit(_run_worker_cell, *key): key for key in keys}
-        try:
-            for future in as_completed(futures):
-                yield futures[future], future.result()
-        finally:  # after a failure or an early stop, do not wait for the runs not yet started
-            pool.shutdown(cancel_futures=True)
-
-
-_worker_state: dict = {}
-"""Inside a worker process: the study settings and its benchmark splits, set once by `_start_worker`."""
-
-
-def _start_worker(settings: StudySettings, cache_dir: Path, threads: int) -> None:
-    torch.set_num_threads(threads)
-    transformers_logging.set_verbosity_error()
-    _worker_state.update(settings=settings, splits=load_study_data(settings, cache_dir))
-
-
-def _run_worker_cell(config: str, rho: float, seed: int) -> dict:
-    return run_cell(_worker_state["settings"], _worker_state["splits"], config, rho, seed)
-
-
-def study_benchmark(settings: StudySettings, cache_dir: Path | None = None) -> DatasetDict:
-    """The built-in benchmark: train on one family, test on every family; cached on disk in `cache_dir`."""
-    image_size = detector_config(settings.preset, settings.backbone).vision_config.image_size
-    with _quiet_datasets():  # the benchmark cache's save/load bars would interleave with the study's bar
-        splits, _ = load_data(
-            None, settings.train_family, settings.n_train, settings.n_test, image_size, cache_dir=cache_dir
-        )
-    return splits
-
-
-@contextmanager
-def _quiet_datasets() -> Iterator[None]:
-    """Turn the `datasets` progress bars off for the block, then back to how they were."""
-    were_disabled = datasets.are_progress_bars_disabled()
-    datasets.disable_progress_bars()
-    try:
-        yield
-    finally:
-        if not were_disabled:
-            datasets.enable_progress_bars()
-
-
-def load_study_data(settings: StudySettings, cache_dir: Path | None = None) -> dict:
-    """The training and test splits as model inputs: decoded and preprocessed once, reused by every run. With
-    augmentation the training split stays as images, augmented afresh in every run."""
-    splits = study_benchmark(settings, cache_dir)
-    collate = ForensicCollator(image_processor_for(detector_config(settings.preset, settings.backbone)))
-    augmented = settings.augment != "none"
-    used = [name for name in splits if (name == "train" and not augmented) or name.startswith(TEST_PREFIX)]
-    data = {name: PixelDataset(**collate(list(splits[name]))) for name in used}
-    return {"train": splits["train"], **data} if augmented else data
-
-
-class PixelDataset(TorchDataset):
-    """Preprocessed images and labels in memory, served as `{"pixel_values", "labels"}` rows."""
-
-    def __init__(self, pixel_values: torch.Tensor, labels: torch.Tensor):
-        self.pixel_values, self.labels = pixel_values, labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {"pixel_values": self.pixel_values[index], "labels": self.labels[index]}
-
-
-def summarise(settings: StudySettings, cells: list[dict]) -> dict:
+def summarise(settings: StudySettings, cells: list[dict], failures: dict[RunKey, RunFailure]) -> dict:
     """Per configuration and rho: seed means and spreads; per configuration: COR and mean GSNR; and their
-    Spearman rank correlation across configurations."""
-    configs = {config: summarise_config(settings, cells, config) for config in settings.configs}
+    Spearman rank correlation across configurations. A configuration with a failed run is left out of the
+    summaries (its finished cells stay in `cells`) and every failure is listed in `failed_runs`."""
+    incomplete = {config for config, _, _ in failures}
+    configs = {
+        config: summarise_config(settings, cells, config) for config in settings.configs if config not in incomplete
+    }
     return {
         "settings": asdict(settings),
         "in_domain_split": settings.in_domain,
         "configs": configs,
         "gsnr_cor_spearman": gsnr_cor_correlation(configs),
+        "failed_runs": [
+            {"config": config, "rho": rho, "seed": seed, **asdict(failure)}
+            for (config, rho, seed), failure in failures.items()
+        ],
         "cells": cells,
     }
 
@@ -321,7 +258,6 @@ def summarise_runs(rho: float, runs: list[dict], in_domain: str) -> dict:
     aucs = [run["splits"][in_domain]["auc"] for run in runs]
     unseen = [np.mean([s["auc"] for name, s in run["splits"].items() if name != in_domain]) for run in runs]
     gsnr_layers = _mean_dicts([run["gsnr"] for run in runs])
-    split_names = list(runs[0]["splits"])
     return {
         "rho": rho,
         "seeds": len(runs),
@@ -331,7 +267,8 @@ def summarise_runs(rho: float, runs: list[dict], in_domain: str) -> dict:
         "unseen_auc_mean": float(np.mean(unseen)),
         "unseen_auc_std": float(np.std(unseen)),
         "collapsed_runs": sum(run["splits"][in_domain]["collapsed"] for run in runs),
-        "split_auc_mean": {name: float(np.mean([run["splits"][name]["auc"] for run in runs])) for name in split_names},
+        "split_auc_mean": _split_means(runs, "auc"),
+        "split_video_auc_mean": _split_means(runs, "video_auc"),
         "train_loss_mean": _mean_or_none([run["train_loss"] for run in runs]),
         "gsnr_by_layer": gsnr_layers,
         "gsnr_mean": float(np.mean(list(gsnr_layers.values()))) if gsnr_layers else None,
@@ -350,6 +287,12 @@ def gsnr_cor_correlation(configs: dict[str, dict]) -> dict:
         return {"rho": None, "p_value": None, "n": len(pairs), "note": "undefined: all GSNR or all COR values tie"}
     result = spearmanr(gsnr, cor)
     return {"rho": float(result.statistic), "p_value": float(result.pvalue), "n": len(pairs), "note": ""}
+
+
+def _split_means(runs: list[dict], score: str) -> dict[str, float]:
+    """The seed mean of one score on every split that has it (video scores exist only on data with videos)."""
+    names = [name for name, scores in runs[0]["splits"].items() if score in scores]
+    return {name: float(np.mean([run["splits"][name][score] for run in runs])) for name in names}
 
 
 def _mean_dicts(dicts: list[dict[str, float]]) -> dict[str, float]:

@@ -6,6 +6,7 @@ Shared by `corit train` (one run) and `corit study` (one run per configuration, 
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -16,6 +17,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..data import build_benchmark
 from ..data.prepared import open_prepared
+from ..data.splits import test_split_names, unique_test_splits
 from ..evaluation.collapse import HEADLINE_SCORES, detection_scores
 from ..evaluation.scoring import batch_collator, fake_probability, is_fake, real_label_id
 from ..files import write_json, write_text_atomic
@@ -121,6 +123,20 @@ def load_data(
         raise FileNotFoundError(f"--data {data}: no such folder.")
     splits = open_prepared(path, frames, faces, face_fallback, cache_dir=prepared_cache)
     return splits, {"name": path.name, "type": str(path), "config": None}
+
+
+def load_test_data(folders: list[str], taken: Iterable[str] = (), **request) -> DatasetDict:
+    """The test splits of every folder in `folders` (its `test*` splits, else all), each folder read as `load_data`
+    reads `--data` with the same `request` (frames, faces, face_fallback, prepared_cache); named uniquely across
+    the folders and the split names in `taken` (`unique_test_splits`)."""
+    loaded: dict = {}
+    for folder in folders:
+        if not Path(folder).is_dir():
+            raise FileNotFoundError(f"--test-data {folder}: no such folder.")
+        splits, _ = load_data(folder, **request)
+        tests = {name: splits[name] for name in test_split_names(splits)}
+        loaded.update(unique_test_splits(tests, Path(folder).name, [*taken, *loaded]))
+    return DatasetDict(loaded)
 
 
 def class_names(splits: DatasetDict) -> list[str] | None:
@@ -258,6 +274,20 @@ def replica_weights_identical(trainer: CoritTrainer) -> bool:
     digest = torch.tensor([weights_digest(trainer.model)], device=trainer.args.device)
     gathered = trainer.accelerator.gather(digest)
     return bool((gathered == gathered[0]).all())
+
+
+def release_processes(trainer: CoritTrainer) -> None:
+    """Destroy the process group of a torchrun / accelerate launch run once nothing needs the other processes;
+    every process must call it (a single process has nothing to release).
+
+    Left to interpreter exit, a gloo worker thread can still hold the tensors of the last collective while Python
+    shuts down; freeing them takes the GIL, which ends that thread mid-destructor and aborts the process
+    ("terminate called without an active exception"). The DDP wrapper is dropped first, so the group is destroyed
+    here, its threads joined with the GIL released, instead of later by the wrapper's reducer.
+    """
+    trainer.accelerator.free_memory()
+    trainer.model_wrapped = trainer.model
+    trainer.end()
 
 
 def weights_digest(model: torch.nn.Module) -> int:

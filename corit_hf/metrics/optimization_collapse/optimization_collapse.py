@@ -28,15 +28,16 @@ Args:
     references (`list` of `int`): the true label of each image: 1 = fake, 0 = real. Both must occur.
     rhos (`list` of `float`, *optional*): the SAM radii of a sweep; must include 0.
     aucs (`list` of `float`, *optional*): the held-out AUC of the run trained with each rho (average seeds first).
-    threshold (`float`, *optional*, defaults to 0.5): fake probability at or above which an image is called fake.
+    threshold (`float`, *optional*, defaults to 0.5): fake probability above which an image is called fake
+        (exactly 0.5 is real, as argmax over [real, fake] logits decides).
     margin (`float`, *optional*, defaults to 0.05): AUC distance from 0.5 that counts as chance.
 
 Returns:
     auc (`float`): ROC AUC of the fake probabilities, in [0, 1]; 0.5 is chance.
     ap (`float`): average precision with fake as the positive class.
     accuracy (`float`): accuracy at `threshold`.
-    real_accuracy (`float`): share of real images scored below `threshold`.
-    fake_accuracy (`float`): share of fake images scored at or above `threshold`.
+    real_accuracy (`float`): share of real images scored at or below `threshold`.
+    fake_accuracy (`float`): share of fake images scored above `threshold`.
     best_accuracy (`float`): the highest accuracy any threshold reaches.
     eer (`float`): equal error rate, where false-positive and false-negative rates meet.
     tpr_at_fpr_1 (`float`): the largest share of fakes caught at a threshold that flags at most 1% of reals.
