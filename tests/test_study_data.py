@@ -141,6 +141,27 @@ def test_a_study_on_videos_gives_video_level_aucs(video_folder, tmp_path):
     assert float(row["video_auc_validation"]) == pytest.approx(scores["video_auc"])
 
 
+def test_a_study_on_prepared_videos_equals_the_raw_folders_and_decodes_nothing(video_folder, tmp_path, monkeypatch):
+    prepared = {"train": tmp_path / "ffpp", "test": tmp_path / "celeb"}
+    assert main(["prepare", str(video_folder), "--output", str(prepared["train"]), "--frames", "3"]) == 0
+    assert main(["prepare", str(video_folder / "val"), "--output", str(prepared["test"]), "--frames", "3"]) == 0
+    common = ["--n-test", "2", "--augment", "none"]
+    raw_test = ["--test-data", str(video_folder / "val"), "--frames", "3"]
+    assert study(tmp_path / "raw", video_folder, *raw_test, *common) == 0
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a file was decoded during the study")
+
+    monkeypatch.setattr("corit_hf.data.prepare.prepare_file", no_decoding)
+    assert study(tmp_path / "ready", prepared["train"], "--test-data", str(prepared["test"]), *common) == 0
+    raw, ready = ((tmp_path / name / "cells" / "baseline_rho0_seed0.json").read_text() for name in ("raw", "ready"))
+    raw, ready = json.loads(raw), json.loads(ready)
+    assert list(ready["splits"]) == ["validation", "test_celeb"]
+    assert ready["splits"]["validation"]["video_n"] == 2 and ready["splits"]["test_celeb"]["video_n"] == 2
+    assert ready["splits"]["validation"] == raw["splits"]["validation"]
+    assert ready["splits"]["test_celeb"] == raw["splits"]["test_val"]
+
+
 def test_train_and_evaluate_take_test_data(folders, tmp_path):
     model = tmp_path / "model"
     argv = ["train", "--data", str(folders / "train_data"), "--test-data", str(folders / "vae"), "--max-steps", "1"]
