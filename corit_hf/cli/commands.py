@@ -5,12 +5,22 @@ prints as one line with exit code 2.
 """
 
 import argparse
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from .. import defaults
+from .settings import (
+    augment_name,
+    check_positive,
+    check_training_counts,
+    dataloader_workers,
+    frame_options,
+    learning_rate,
+    model_overrides,
+    prepared_request,
+    trainer_arguments,
+    training_augmentation,
+)
 
 
 def train(args: argparse.Namespace) -> int:
@@ -34,16 +44,16 @@ def train(args: argparse.Namespace) -> int:
         validation_history,
     )
 
-    _check_training_counts(args)
-    _check_positive(save_steps=args.save_steps, eval_steps=args.eval_steps)
-    _check_positive(early_stopping_patience=args.early_stopping_patience)
+    check_training_counts(args)
+    check_positive(save_steps=args.save_steps, eval_steps=args.eval_steps)
+    check_positive(early_stopping_patience=args.early_stopping_patience)
     if args.early_stopping_patience and not args.eval_steps:
         raise ValueError("--early-stopping-patience needs --eval-steps (it counts evaluations without a better AUC).")
-    augmentation = _augmentation(args)
-    training_args = _training_args(args)  # checks the flags before any data is built
+    augmentation = training_augmentation(args)
+    training_args = trainer_arguments(args)  # checks the flags before any data is built
     image_size = detector_config(args.preset, args.backbone).vision_config.image_size
-    _frame_options(args)  # checks the frame flags and the video extra before any data is prepared
-    request = _prepared_request(args)
+    frame_options(args)  # checks the frame flags and the video extra before any data is prepared
+    request = prepared_request(args)
     splits, _ = load_data(args.data, args.train_family, args.n_train, args.n_test, image_size, args.seed, **request)
     if "train" not in splits:
         raise ValueError(f"--data has no 'train' split (splits: {sorted(splits)}).")
@@ -54,7 +64,7 @@ def train(args: argparse.Namespace) -> int:
     if args.resume and checkpoint is None:
         print(f"corit train: no checkpoint in {args.output_dir}; starting from the beginning.", file=sys.stderr)
     labels = class_names(splits)
-    model = build_detector(args.preset, args.backbone, labels, seed=args.seed, **_model_overrides(args))
+    model = build_detector(args.preset, args.backbone, labels, seed=args.seed, **model_overrides(args))
     trainer = train_detector(
         model,
         splits["train"],
@@ -97,103 +107,6 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _augmentation(args: argparse.Namespace):
-    """The training augmentation from --augment and its flags; the default depends on --data."""
-    from ..training.augmentation import augmentation_config
-
-    return augmentation_config(
-        _augment_name(args),
-        blur_prob=args.blur_prob,
-        blur_sigma=tuple(args.blur_sigma) if args.blur_sigma else None,
-        jpeg_prob=args.jpeg_prob,
-        jpeg_quality=tuple(args.jpeg_quality) if args.jpeg_quality else None,
-        flip_prob=args.flip_prob,
-    )
-
-
-def _augment_name(args: argparse.Namespace) -> str:
-    """--augment, else the field's blur+JPEG on --data folders and none on the built-in benchmark."""
-    return args.augment or (defaults.AUGMENT_FOLDER if args.data else defaults.AUGMENT_BENCHMARK)
-
-
-def _model_overrides(args: argparse.Namespace) -> dict:
-    """CoritConfig fields from the `train` switches: --baseline first, then each explicit switch on top."""
-    overrides = dict(defaults.CONFIGURATIONS["baseline"]) if args.baseline else {}
-    if args.no_rrm:
-        overrides["use_cgp_mask"] = False
-    explicit = {"rsi_strength": args.rsi_strength, "hri_layers": args.hri_layers, "rrm_keep_ratio": args.keep_ratio}
-    overrides.update({key: value for key, value in explicit.items() if value is not None})
-    return overrides
-
-
-def _training_args(args: argparse.Namespace):
-    """CoritTrainingArguments from the `train` flags."""
-    from ..training.run import training_arguments
-
-    optional = {"sam_rho": args.rho} if args.rho is not None else {}
-    length = {"max_steps": args.max_steps} if args.max_steps else {"num_train_epochs": args.epochs}
-    return training_arguments(
-        args.output_dir,
-        per_device_train_batch_size=args.batch_size,
-        per_device_eval_batch_size=args.batch_size,
-        learning_rate=_learning_rate(args),
-        seed=args.seed,
-        sam_adaptive=args.adaptive,
-        sam_ascent_every=args.sam_ascent_every,
-        gsnr_every=args.gsnr_every,
-        gsnr_estimator=args.gsnr_estimator,
-        gsnr_chunks=args.gsnr_chunks,
-        dataloader_num_workers=_workers(args.workers),
-        bf16=args.bf16,
-        **_checkpoint_arguments(args),
-        **length,
-        **optional,
-    )
-
-
-def _learning_rate(args: argparse.Namespace) -> float:
-    """--lr, else a default that depends on --backbone: real CLIP weights are fine-tuned gently, while a shipped
-    prior is the tiny shape and trains like it."""
-    from ..prior.registry import PRIORS
-
-    if args.lr is not None:
-        return args.lr
-    clip_weights = args.backbone is not None and args.backbone not in PRIORS
-    return defaults.LEARNING_RATE_PRETRAINED if clip_weights else defaults.LEARNING_RATE
-
-
-def _workers(requested: int | None, processes: int | None = None, flag: str = "--workers") -> int:
-    """DataLoader workers: `requested`, else `default_workers` for this many training processes (default: the
-    LOCAL_WORLD_SIZE torchrun sets)."""
-    from ..training.run import default_workers
-
-    if requested is not None:
-        if requested < 0:
-            raise ValueError(f"{flag} must be 0 or more, got {requested}.")
-        return requested
-    return default_workers(processes or int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-
-
-def _checkpoint_arguments(args: argparse.Namespace) -> dict:
-    """Trainer's save / eval / best-model arguments from --save-steps and --eval-steps."""
-    if not (args.save_steps or args.eval_steps):
-        return {}
-    arguments = {"save_strategy": "steps", "save_steps": args.save_steps or args.eval_steps}
-    if args.eval_steps:
-        if arguments["save_steps"] % args.eval_steps:
-            raise ValueError(
-                f"--save-steps ({args.save_steps}) must be a multiple of --eval-steps ({args.eval_steps})."
-            )
-        arguments.update(
-            eval_strategy="steps",
-            eval_steps=args.eval_steps,
-            load_best_model_at_end=True,
-            metric_for_best_model="auc",
-            greater_is_better=True,
-        )
-    return arguments
-
-
 def evaluate(args: argparse.Namespace) -> int:
     """Score a saved model on every test split; print the table and write eval_results.json."""
     from ..evaluation.robustness import (
@@ -207,7 +120,7 @@ def evaluate(args: argparse.Namespace) -> int:
     from ..files import write_json
     from ..training.run import load_data, load_test_data
 
-    _check_positive(batch_size=args.batch_size, n_test=args.n_test)
+    check_positive(batch_size=args.batch_size, n_test=args.n_test)
     perturbations = parse_perturbations(args.perturb or [])
     model, image_processor = load_detector(args.model)
     output = Path(args.output) if args.output else _model_folder(args.model) / EVAL_RESULTS_FILE
@@ -215,8 +128,8 @@ def evaluate(args: argparse.Namespace) -> int:
     # made at the model's input size, as in training.
     vision = getattr(model.config, "vision_config", model.config)
     size = {"image_size": vision.image_size} if hasattr(vision, "image_size") else {}
-    options = _frame_options(args)
-    request = _prepared_request(args)
+    options = frame_options(args)
+    request = prepared_request(args)
     if args.test_data and args.data is None:  # only the --test-data folders, no benchmark
         names = ", ".join(Path(folder).name for folder in args.test_data)
         splits, dataset = {}, {"name": names, "type": " ".join(args.test_data), "config": None}
@@ -256,13 +169,13 @@ def predict(args: argparse.Namespace) -> int:
     from ..evaluation.scoring import load_detector
     from ..files import atomic_target
 
-    _check_positive(batch_size=args.batch_size)
+    check_positive(batch_size=args.batch_size)
     file_format = prediction_format(args.output, args.format)
     prepared = [path for path in args.paths if is_prepared(path)]
     paths = collect_image_paths(path for path in args.paths if path not in prepared)
     if not paths and not prepared:
         raise FileNotFoundError(f"no image or video files found in {' '.join(args.paths)}.")
-    options = _frame_options(args)
+    options = frame_options(args)
     model, image_processor = load_detector(args.model)
     rows, skipped = predict_files(
         model, image_processor, paths, args.batch_size, args.threshold, options=options, per_frame=args.per_frame
@@ -296,9 +209,9 @@ def study(args: argparse.Namespace) -> int:
     from ..study.report import study_markdown
     from ..study.run import StudySettings, run_study
 
-    _check_training_counts(args)
+    check_training_counts(args)
     engine = _study_engine(args)
-    _frame_options(args)  # checks the frame flags and the video extra before any data is prepared
+    frame_options(args)  # checks the frame flags and the video extra before any data is prepared
     settings = StudySettings(
         rhos=args.rhos,
         configs=args.configs,
@@ -308,18 +221,18 @@ def study(args: argparse.Namespace) -> int:
         n_test=args.n_test,
         max_steps=args.max_steps,
         batch_size=args.batch_size,
-        learning_rate=_learning_rate(args),
+        learning_rate=learning_rate(args),
         adaptive=args.adaptive,
         sam_ascent_every=args.sam_ascent_every,
         gsnr_every=args.gsnr_every,
         preset=args.preset,
         backbone=args.backbone,
-        augment=_augment_name(args),
+        augment=augment_name(args),
         finetuning=args.finetune,
         data=args.data,
         test_data=args.test_data,
         in_domain_split=args.in_domain,
-        **_prepared_request(args),
+        **prepared_request(args),
         bf16=args.bf16,
         data_workers=_study_data_workers(args, engine),
     )
@@ -342,7 +255,9 @@ def _study_data_workers(args: argparse.Namespace, engine) -> int:
         return 0
     if args.data_workers is None and not isinstance(engine, LocalEngine):
         return max(0, min(MAX_DEFAULT_WORKERS, int(engine.cpus_per_run) - 1))
-    return _workers(args.data_workers, engine.workers if isinstance(engine, LocalEngine) else None, "--data-workers")
+    return dataloader_workers(
+        args.data_workers, engine.workers if isinstance(engine, LocalEngine) else None, "--data-workers"
+    )
 
 
 def _study_engine(args: argparse.Namespace):
@@ -386,50 +301,3 @@ def _model_folder(model: str) -> Path:
             f"{model} is a Hub repo, not a local folder; pass --output to say where to write the results."
         )
     return path
-
-
-def _frame_options(args: argparse.Namespace):
-    """FrameOptions from --frames, --faces, --face-fallback and --aggregate, unset ones at their defaults (checked
-    before any model loads)."""
-    from ..video.inputs import FrameOptions
-
-    options = FrameOptions(
-        frames=defaults.VIDEO_FRAMES if args.frames is None else args.frames,
-        faces=bool(args.faces),
-        face_fallback=args.face_fallback or "whole",
-        aggregate=getattr(args, "aggregate", "mean"),
-    )
-    if options.faces:
-        from ..video.faces import shared_detector
-
-        shared_detector()  # a missing video extra fails here, before any work
-    return options
-
-
-def _prepared_request(args: argparse.Namespace) -> dict:
-    """What `load_data` asks of --data folders: the frame and face flags as given (None: as prepared), and the
-    cache where raw folders are prepared."""
-    return {
-        "frames": args.frames,
-        "faces": args.faces,
-        "face_fallback": args.face_fallback,
-        "prepared_cache": args.cache_dir,
-    }
-
-
-def _check_training_counts(args: argparse.Namespace) -> None:
-    """The counts `train` and `study` share must be positive."""
-    _check_positive(
-        batch_size=args.batch_size,
-        n_train=args.n_train,
-        n_test=args.n_test,
-        max_steps=args.max_steps,
-        sam_ascent_every=args.sam_ascent_every,
-    )
-
-
-def _check_positive(**values: int | None) -> None:
-    """Every given count must be a positive integer (None = not set)."""
-    for name, value in values.items():
-        if value is not None and value <= 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}.")
