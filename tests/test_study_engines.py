@@ -169,9 +169,9 @@ def test_flags_of_the_other_engine_are_refused(tmp_path, capsys, flags, message)
 def test_a_study_on_a_folder_gives_the_same_cells_on_ray(local_ray, tmp_path):
     """Folder data stays lazy (files read by each run's DataLoader) and travels to Ray's workers as it is."""
     splits = build_benchmark(n_train=16, n_test=8, test_families=["gan", "vae"], progress=False)
-    data = tmp_path / "data"
-    write_benchmark_folder(DatasetDict({name: splits[name] for name in ("train", "validation", "test_vae")}), data)
-    flags = ["--data", str(data), "--data-workers", "0"]
+    write_benchmark_folder(DatasetDict({name: splits[name] for name in ("train", "validation")}), tmp_path / "data")
+    write_benchmark_folder(DatasetDict({"test": splits["test_vae"]}), tmp_path / "vae")
+    flags = ["--data", str(tmp_path / "data"), "--test-data", str(tmp_path / "vae"), "--data-workers", "0"]
     assert study(tmp_path / "local", *flags, "--engine", "local", "--workers", "1") == 0
     assert study(tmp_path / "ray", *flags, "--engine", "ray", "--cpus-per-run", "1") == 0
     assert set(cells(tmp_path / "ray")) == CELL_NAMES
