@@ -26,7 +26,7 @@ from PIL import Image
 from skimage import data as skimage_data
 
 from corit_hf.cli import main
-from corit_hf.data import load_forensic_folder
+from corit_hf.data import load_forensic_folder, workers
 from corit_hf.data.prepare import prepare_dataset
 from corit_hf.data.prepared import open_prepared
 from corit_hf.data.prepared_format import PrepareOptions
@@ -177,7 +177,7 @@ def test_a_second_train_on_a_raw_folder_reuses_the_prepared_cache(tmp_path, monk
     def no_decoding(*args, **kwargs):
         raise AssertionError("a file was decoded again")
 
-    monkeypatch.setattr("corit_hf.data.prepare.prepare_file", no_decoding)
+    monkeypatch.setattr("corit_hf.data.workers.prepare_file", no_decoding)
     capsys.readouterr()
     assert main(args) == 0
     assert f"Reusing the prepared dataset {next(cache.iterdir())}" in capsys.readouterr().err
@@ -244,6 +244,25 @@ def test_every_status_of_broken_files_is_recorded(clips, tmp_path):
     phone = [row for row in rows if row["file"] == "real/phone.mp4"]
     assert {(row["width"], row["height"], row["image"].size) for row in phone} == {(48, 64, (48, 64))}  # upright
     assert [row["time"] for row in rows if row["file"] == "fake/vfr.mp4"] == pytest.approx([0.0, 1.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize("num_proc", [1, 2])
+def test_a_file_that_crashes_its_decoder_is_recorded_and_the_others_prepared(tmp_path, monkeypatch, num_proc):
+    make_layout(tmp_path / "source", {"0_real": RED, "1_fake": BLUE})
+    prepare_file = workers.prepare_file
+
+    def crashing_on_one_file(task, *args):
+        if task.path.endswith("1_fake/1.png"):
+            os.kill(os.getpid(), signal.SIGKILL)  # as a crash in a native decoder, or the OOM killer, ends it
+        return prepare_file(task, *args)
+
+    monkeypatch.setattr(workers, "prepare_file", crashing_on_one_file)
+    summary = prepare_dataset([tmp_path / "source"], tmp_path / "out", num_proc=num_proc, progress=False)
+    records = _records(tmp_path / "out")
+    crashed = {name: record for name, record in records.items() if record["status"] != "ok"}
+    assert list(crashed) == ["1_fake/1.png"] and crashed["1_fake/1.png"]["status"] == "crashed"
+    assert len(records) == 4 and summary.rows == {"test": 3} and "1_fake/1.png: crashed" in str(summary)
+    assert sorted(open_prepared(tmp_path / "out")["test"]["file"]) == ["0_real/0.png", "0_real/1.png", "1_fake/0.png"]
 
 
 def test_faces_replace_frames_without_a_face_and_record_videos_without_any(tmp_path):

@@ -16,11 +16,12 @@ def add_prepare_command(subparsers: argparse._SubParsersAction) -> None:
             "FaceForensics++, Celeb-DF, DFDC, ...; several merge, a split name taken twice gets the later folder's "
             "name appended) and write DIR: a DatasetDict that `datasets.load_from_disk` opens memory-mapped, "
             "prepare.json (the options and sources) and records.jsonl (every source file's status: ok, partial, "
-            "no_face, not_found, unreadable, empty, not_media, no_video, truncated, too_large, decode_error, and "
-            "why). Still images that decode unchanged are referenced by their path in SOURCE (or embedded with "
+            "no_face, not_found, unreadable, empty, not_media, no_video, truncated, too_large, decode_error, crashed, "
+            "and why). Still images that decode unchanged are referenced by their path in SOURCE (or embedded with "
             "--embed); conversions, video frames and face crops are stored as lossless PNG, never re-encoded "
             "lossily. Stopped or killed, the same command resumes where it stopped; the result does not depend "
-            "on --num-proc. `corit train`, `evaluate` and `predict` take DIR as --data (or as a PATH)."
+            "on --num-proc. `corit train`, `evaluate` and `study` take DIR as --data or --test-data, `predict` "
+            "as a PATH."
         ),
     )
     parser.add_argument("sources", metavar="SOURCE", nargs="+", help="image or video folders to prepare")

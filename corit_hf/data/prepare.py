@@ -1,25 +1,20 @@
 """`corit prepare`: a field's folders prepared once, on disk, as a `DatasetDict` every command reads lazily.
 
 The sources are planned first (`plan.py`: files, splits, chunks; nothing decoded), then worker processes
-prepare the files (`records.py`: each opens its own decoder and face detector) while this process appends each
+(`workers.py`) prepare the files (`records.py`: each opens its own decoder and face detector; a file that crashes
+its worker is singled out and recorded as `crashed`) while this process appends each
 finished file to its chunk's journal and writes the chunk's shards when the chunk is complete (`shards.py`).
 Killed at any moment and run again, it reads the journals back and prepares only the files not yet finished;
 the result is the same, byte for byte, as an uninterrupted run with any number of processes.
 """
 
-import ctypes
 import fcntl
 import json
-import multiprocessing
 import os
 import shutil
-import signal
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +22,6 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..files import write_json
-from ..video.faces import FaceDetector
 from .plan import Plan, plan_preparation
 from .prepared_format import (
     FORMAT,
@@ -38,7 +32,7 @@ from .prepared_format import (
     PrepareOptions,
     prepared_features,
 )
-from .records import FileResult, SourceFile, prepare_file
+from .records import FileResult, SourceFile
 from .shards import (
     ChunkJournal,
     concatenate_records,
@@ -48,14 +42,13 @@ from .shards import (
     write_chunk,
     write_dataset_dict,
 )
+from .workers import prepared_results
 
 
 LOCK_FILE = ".corit-prepare.lock"
 IMAGES_PER_TASK = 32
 """Still images sent to a worker at a time (a video goes alone)."""
 MAX_LISTED = 10
-PR_SET_PDEATHSIG = 1
-"""Linux prctl option: the signal a process gets when its parent dies."""
 
 
 class PreparationInterrupted(KeyboardInterrupt):
@@ -239,7 +232,8 @@ def _run(plan: Plan, options: PrepareOptions, output: Path, num_proc: int, progr
     journals: dict[int, ChunkJournal] = {}
     bar = tqdm(total=len(plan.files), initial=resumed, unit="file", desc="preparing", disable=not progress)
     try:
-        for result in _results(plan, options, pending, num_proc):
+        roots = [str(root) for root in plan.sources]
+        for result in prepared_results(_tasks(plan, pending), roots, options, num_proc):
             chunk = plan.chunk_of(result.index)
             if chunk not in journals:
                 journals[chunk] = ChunkJournal(work, chunk, schema)
@@ -250,11 +244,6 @@ def _run(plan: Plan, options: PrepareOptions, output: Path, num_proc: int, progr
                 journals.pop(chunk).close()
                 write_chunk(output, work, chunk, _in_order(read_journal(work, chunk)), schema)
             bar.update()
-    except BrokenProcessPool:
-        raise ValueError(
-            "a worker process died (out of memory, or a decoder crashed); the files finished so far are kept: "
-            "run the same command again to resume."
-        ) from None
     except KeyboardInterrupt:
         raise PreparationInterrupted(
             f"interrupted after {bar.n} of {len(plan.files)} files; run the same command again to resume."
@@ -281,18 +270,6 @@ def _split_rows(task: SourceFile, result: FileResult, videos: bool) -> list[dict
     ]
 
 
-def _results(plan: Plan, options: PrepareOptions, pending: Iterator[int], num_proc: int) -> Iterator[FileResult]:
-    """The results of the pending files, in this process (`num_proc` 1) or from worker processes."""
-    roots = [str(root) for root in plan.sources]
-    tasks = _tasks(plan, pending)
-    if num_proc == 1:
-        worker = _Worker(roots, options)
-        for batch in tasks:
-            yield from worker(batch)
-        return
-    yield from _pool_results(tasks, roots, options, num_proc)
-
-
 def _tasks(plan: Plan, pending: Iterator[int]) -> Iterator[list[SourceFile]]:
     """The pending files in batches: up to `IMAGES_PER_TASK` still images, or one video."""
     batch = []
@@ -307,56 +284,6 @@ def _tasks(plan: Plan, pending: Iterator[int]) -> Iterator[list[SourceFile]]:
             batch = []
     if batch:
         yield batch
-
-
-def _pool_results(tasks: Iterator, roots: list[str], options: PrepareOptions, num_proc: int) -> Iterator[FileResult]:
-    """Results from `num_proc` worker processes, as they finish, with at most two batches per worker in flight so
-    memory stays bounded. Workers are forked where that is safe (Linux), else spawned."""
-    method = "fork" if sys.platform.startswith("linux") else "spawn"
-    context = multiprocessing.get_context(method)
-    pool = ProcessPoolExecutor(num_proc, mp_context=context, initializer=_start_worker, initargs=(roots, options))
-    with pool:
-        in_flight = set()
-        try:
-            while True:
-                while len(in_flight) < 2 * num_proc and (batch := next(tasks, None)) is not None:
-                    in_flight.add(pool.submit(_work, batch))
-                if not in_flight:
-                    return
-                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield from future.result()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-
-class _Worker:
-    """One process's file preparation, with its own face detector (one onnxruntime thread), opened on first use."""
-
-    def __init__(self, roots: list[str], options: PrepareOptions):
-        self.roots, self.options, self._detector = roots, options, None
-
-    def __call__(self, batch: list[SourceFile]) -> list[FileResult]:
-        if self.options.faces and self._detector is None:
-            self._detector = FaceDetector(threads=1)
-        return [prepare_file(task, self.roots[task.source], self.options, self._detector) for task in batch]
-
-
-_worker: _Worker | None = None
-
-
-def _start_worker(roots: list[str], options: PrepareOptions) -> None:
-    """Worker process set-up: Ctrl-C is the main process's to handle (it stops the pool), and on Linux a worker
-    ends with the main process even when that is killed outright."""
-    global _worker
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    _worker = _Worker(roots, options)
-
-
-def _work(batch: list[SourceFile]) -> list[FileResult]:
-    return _worker(batch)
 
 
 def _finish(plan: Plan, options: PrepareOptions, output: Path) -> None:

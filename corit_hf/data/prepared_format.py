@@ -34,6 +34,7 @@ STATUSES = {
     "truncated": "cut short: fewer frames or bytes than its header says",
     "too_large": "above the pixel limit (decompression bombs, corrupt headers)",
     "decode_error": "corrupt data that the decoder refused",
+    "crashed": "its decoding killed the worker process preparing it, twice (the second time alone)",
 }
 """Every status of a source file's record, with what it means."""
 

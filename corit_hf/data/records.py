@@ -39,7 +39,7 @@ class FileResult(NamedTuple):
 def prepare_file(task: SourceFile, root: str, options: PrepareOptions, detector: FaceDetector | None) -> FileResult:
     """Prepare one source file under `root`; bad files give no rows and a record with their status and reason."""
     path = Path(root, task.path)
-    record = {"file": task.path, "source": task.source, "splits": [split for split, _, _ in task.memberships]}
+    record = _record(task)
     try:
         if os.path.getsize(path) == 0:
             return FileResult(task.index, [], {**record, "status": "empty", "rows": 0, "reason": "empty file"})
@@ -56,6 +56,16 @@ def prepare_file(task: SourceFile, root: str, options: PrepareOptions, detector:
         reason = f"{type(error).__name__}: {error}"
         return FileResult(task.index, [], {**record, "status": "decode_error", "rows": 0, "reason": reason})
     return FileResult(task.index, rows, {**record, "rows": len(rows), **details})
+
+
+def crashed_result(task: SourceFile) -> FileResult:
+    """The record of a file whose decoding killed the process preparing it, even alone (`workers.py`)."""
+    reason = "the process preparing it died, alone with it (a crash in a decoder, or out of memory)"
+    return FileResult(task.index, [], {**_record(task), "status": "crashed", "rows": 0, "reason": reason})
+
+
+def _record(task: SourceFile) -> dict:
+    return {"file": task.path, "source": task.source, "splits": [split for split, _, _ in task.memberships]}
 
 
 def _frame_options(options: PrepareOptions) -> FrameOptions:
