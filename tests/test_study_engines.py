@@ -8,6 +8,7 @@ run it, and it calls the real `run_cell` once it has done its harm.
 import json
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -150,6 +151,19 @@ def test_ray_engine_without_ray_names_the_extra(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)
     assert study(tmp_path, "--engine", "ray") == 2
     assert "pip install 'corit-hf[ray]'" in capsys.readouterr().err
+    assert not (tmp_path / "cells").exists()
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [("127.0.0.1:{port}", "no Ray cluster at --ray-address 127.0.0.1:"), ("head-node", "must be auto or HOST:PORT")],
+)
+def test_a_ray_address_with_no_cluster_is_one_clear_error(tmp_path, capsys, address, message):
+    with socket.socket() as unused:  # bound, never listening: a connection to it is refused at once
+        unused.bind(("127.0.0.1", 0))
+        address = address.format(port=unused.getsockname()[1])
+        assert study(tmp_path, "--engine", "ray", "--ray-address", address) == 2
+    assert message in capsys.readouterr().err
     assert not (tmp_path / "cells").exists()
 
 

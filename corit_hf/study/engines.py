@@ -7,6 +7,7 @@ cell files, so the machines that train need no storage shared with it. A run tha
 
 import multiprocessing
 import os
+import socket
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -23,6 +24,8 @@ TrainRun = Callable[..., dict]
 """`train(splits, config, rho, seed)` -> the run's cell; picklable, as it travels to the workers."""
 MAX_DEFAULT_WORKERS = 4
 RAY_MAX_RETRIES = 3
+RAY_CONNECT_TIMEOUT = 10.0
+"""Seconds to wait for the head node of a HOST:PORT `--ray-address` to accept a connection."""
 """Attempts after the first when a run's worker process or node dies (Python exceptions are not retried)."""
 
 
@@ -137,6 +140,7 @@ class RayEngine:
         if self.gpus_per_run is not None and self.gpus_per_run < 0:
             raise ValueError(f"--gpus-per-run must be at least 0, got {self.gpus_per_run:g}.")
         import_ray()  # a missing extra fails here, before any work
+        check_reachable(self.address)
 
     def run(self, train: TrainRun, splits: dict, keys: list[RunKey]) -> Iterator[tuple[RunKey, dict | RunFailure]]:
         ray = import_ray()
@@ -182,6 +186,19 @@ def import_ray():
     except ImportError:
         raise ValueError("--engine ray needs Ray: pip install 'corit-hf[ray]'.") from None
     return ray
+
+
+def check_reachable(address: str | None, timeout: float = RAY_CONNECT_TIMEOUT) -> None:
+    """Fail at once where nothing listens at a HOST:PORT `--ray-address` (ray.init would retry for minutes)."""
+    if address is None or address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"--ray-address must be auto or HOST:PORT, got {address!r}.")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise ValueError(f"no Ray cluster at --ray-address {address}: {error}") from None
 
 
 def check_schedulable(ray, resources: dict[str, float]) -> None:
