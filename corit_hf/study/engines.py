@@ -24,9 +24,9 @@ TrainRun = Callable[..., dict]
 """`train(splits, config, rho, seed)` -> the run's cell; picklable, as it travels to the workers."""
 MAX_DEFAULT_WORKERS = 4
 RAY_MAX_RETRIES = 3
+"""Attempts after the first when a run's worker process or node dies (Python exceptions are not retried)."""
 RAY_CONNECT_TIMEOUT = 10.0
 """Seconds to wait for the head node of a HOST:PORT `--ray-address` to accept a connection."""
-"""Attempts after the first when a run's worker process or node dies (Python exceptions are not retried)."""
 
 
 @dataclass
