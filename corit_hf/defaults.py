@@ -30,6 +30,8 @@ BATCH_SIZE = 32
 LEARNING_RATE = 1e-3
 LEARNING_RATE_PRETRAINED = 2e-5
 EPOCHS = 8
+VAL_FRACTION = 0.1
+"""Share of a folder of real/fake class folders alone (no train split) carved out for validation, class by class."""
 GSNR_EVERY = 10
 VIDEO_FRAMES = 32
 """Frames sampled per video (DeepfakeBench and GenD score 32 frames)."""

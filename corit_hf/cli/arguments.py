@@ -30,6 +30,16 @@ def add_data_arguments(parser: argparse.ArgumentParser, training: bool, subsets:
         help="where raw --data and --test-data folders are prepared (default: $CORIT_CACHE/prepared, else "
         "~/.cache/corit/prepared)",
     )
+    if training:
+        group.add_argument(
+            "--val-fraction",
+            type=float,
+            metavar="F",
+            help="validation share carved out of the training data, class by class (a video with all its frames), "
+            f"seed 0: a --data folder of real/fake class folders alone trains on the rest (default: "
+            f"{defaults.VAL_FRACTION:g}); data with a train split and no validation split gets one only when F is "
+            "given",
+        )
     family_help = "to train on; every family is tested" if training else "the model was trained on (for the record)"
     group.add_argument(
         "--train-family",

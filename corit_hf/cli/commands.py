@@ -25,6 +25,7 @@ from .settings import (
 
 def train(args: argparse.Namespace) -> int:
     """Train one detector and save it with metrics.json and gsnr.jsonl (rank 0 alone, under torchrun)."""
+    from ..data.splits import describe_carve, with_validation
     from ..evaluation.scoring import format_score_table, score_dataset, score_splits
     from ..models.modeling_corit import image_processor_for
     from ..training.run import (
@@ -55,11 +56,15 @@ def train(args: argparse.Namespace) -> int:
     frame_options(args)  # checks the frame flags and the video extra before any data is prepared
     request = prepared_request(args)
     splits, _ = load_data(args.data, args.train_family, args.n_train, args.n_test, image_size, args.seed, **request)
-    if "train" not in splits:
-        raise ValueError(f"--data has no 'train' split (splits: {sorted(splits)}).")
+    splits, carved = with_validation(splits, args.val_fraction)
+    if carved:
+        print(describe_carve(carved))
     tests = load_test_data(args.test_data, taken=splits, **request)
     if args.eval_steps and "validation" not in splits:
-        raise ValueError(f"--eval-steps needs a 'validation' split in --data (splits: {sorted(splits)}).")
+        raise ValueError(
+            f"--eval-steps needs a validation split, and --data has none (splits: {', '.join(splits)}); carve one "
+            "out of its train split with --val-fraction (e.g. 0.1)."
+        )
     checkpoint = latest_checkpoint(args.output_dir) if args.resume else None
     if args.resume and checkpoint is None:
         print(f"corit train: no checkpoint in {args.output_dir}; starting from the beginning.", file=sys.stderr)
@@ -91,6 +96,8 @@ def train(args: argparse.Namespace) -> int:
     }
     if checkpoint:
         metrics["resumed_from"] = Path(checkpoint).name
+    if carved:
+        metrics["validation_split"] = carved
     if args.eval_steps:
         metrics["best"] = best_checkpoint_record(trainer)
         metrics["validation_history"] = validation_history(trainer.state.log_history)
@@ -232,6 +239,7 @@ def study(args: argparse.Namespace) -> int:
         data=args.data,
         test_data=args.test_data,
         in_domain_split=args.in_domain,
+        val_fraction=args.val_fraction,
         **prepared_request(args),
         bf16=args.bf16,
         data_workers=_study_data_workers(args, engine),

@@ -134,7 +134,9 @@ def prepared_request(args: argparse.Namespace) -> dict:
 
 
 def check_training_counts(args: argparse.Namespace) -> None:
-    """The counts `train` and `study` share must be positive."""
+    """The counts `train` and `study` share must be positive, and --val-fraction in [0, 1)."""
+    if args.val_fraction is not None and not 0 <= args.val_fraction < 1:
+        raise ValueError(f"--val-fraction must be at least 0 and below 1, got {args.val_fraction}.")
     check_positive(
         batch_size=args.batch_size,
         n_train=args.n_train,

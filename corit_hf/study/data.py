@@ -17,7 +17,7 @@ from datasets import DatasetDict
 from torch.utils.data import Dataset as TorchDataset
 
 from ..data import ForensicCollator
-from ..data.splits import TEST_PREFIX, balanced_subset
+from ..data.splits import TEST_PREFIX, VALIDATION, balanced_subset, with_validation
 from ..models.modeling_corit import image_processor_for
 from ..training.run import detector_config, load_data, load_test_data
 
@@ -26,17 +26,18 @@ if TYPE_CHECKING:
     from .run import StudySettings
 
 
-VALIDATION = "validation"
 SUBSET_SEED = 0
 """Subsets are drawn once with this seed, the same for every run, so runs differ only in config, rho and seed."""
 
 
-def study_splits(settings: "StudySettings", cache_dir: Path | None = None) -> DatasetDict:
+def study_splits(settings: "StudySettings", cache_dir: Path | None = None) -> tuple[DatasetDict, dict | None]:
     """`train` and the splits every run scores, as images: the built-in benchmark's test splits (the benchmark is
-    cached on disk in `cache_dir`), or `folder_splits`. Checks that the in-domain split is among them."""
+    cached on disk in `cache_dir`), or `folder_splits`; and the record of a validation split carved out of --data
+    (None: none). Checks that the in-domain split is among them."""
     image_size = detector_config(settings.preset, settings.backbone).vision_config.image_size
+    carved = None
     if settings.data is not None:
-        splits = folder_splits(settings)
+        splits, carved = folder_splits(settings)
     else:
         with _quiet_datasets():  # the benchmark cache's save/load bars would interleave with the study's bar
             benchmark, _ = load_data(
@@ -50,7 +51,7 @@ def study_splits(settings: "StudySettings", cache_dir: Path | None = None) -> Da
             )
         splits = DatasetDict({name: split for name, split in benchmark.items() if name != VALIDATION})
     check_in_domain(settings, [name for name in splits if name != "train"])
-    return splits
+    return splits, carved
 
 
 def check_in_domain(settings: "StudySettings", scored: list[str]) -> None:
@@ -62,21 +63,20 @@ def check_in_domain(settings: "StudySettings", scored: list[str]) -> None:
         raise ValueError(f"nothing to test generalisation on besides {settings.in_domain!r}: add --test-data.")
 
 
-def folder_splits(settings: "StudySettings") -> DatasetDict:
-    """--data's `train` split, then its validation and test splits and each --test-data folder's test splits
-    (named uniquely), each cut to a seeded, class-balanced subset of --n-train / --n-test (None: whole)."""
+def folder_splits(settings: "StudySettings") -> tuple[DatasetDict, dict | None]:
+    """--data's `train` split (less a validation split carved out by `with_validation`), then its validation and
+    test splits and each --test-data folder's test splits (named uniquely), each cut to a seeded, class-balanced
+    subset of --n-train / --n-test (None: whole); and the record of the carve-out (None: none)."""
     request = prepared_request(settings)
     splits, _ = load_data(settings.data, **request)
-    if "train" not in splits:
-        raise ValueError(f"--data {settings.data} has no train split to train on (splits: {', '.join(splits)}).")
+    splits, carved = with_validation(splits, settings.val_fraction)
     scored = {name: split for name, split in splits.items() if name == VALIDATION or name.startswith(TEST_PREFIX)}
     scored.update(load_test_data(settings.test_data, taken=splits, **request))
-    return DatasetDict(
-        {
-            "train": balanced_subset(splits["train"], settings.n_train, SUBSET_SEED),
-            **{name: balanced_subset(split, settings.n_test, SUBSET_SEED) for name, split in scored.items()},
-        }
-    )
+    subsets = {
+        "train": balanced_subset(splits["train"], settings.n_train, SUBSET_SEED),
+        **{name: balanced_subset(split, settings.n_test, SUBSET_SEED) for name, split in scored.items()},
+    }
+    return DatasetDict(subsets), carved
 
 
 def prepared_request(settings: "StudySettings") -> dict:
@@ -98,18 +98,20 @@ def _quiet_datasets() -> Iterator[None]:
             datasets.enable_progress_bars()
 
 
-def load_study_data(settings: "StudySettings", cache_dir: Path | None = None) -> dict:
-    """What each run trains and is scored on. The benchmark's splits become model inputs in memory, once (with
-    augmentation the training split stays as images, augmented afresh in every run); --data stays lazy."""
-    splits = study_splits(settings, cache_dir)
+def load_study_data(settings: "StudySettings", cache_dir: Path | None = None) -> tuple[dict, dict | None]:
+    """What each run trains and is scored on, and the record of a validation split carved out of --data (None:
+    none). The benchmark's splits become model inputs in memory, once (with augmentation the training split stays
+    as images, augmented afresh in every run); --data stays lazy."""
+    splits, carved = study_splits(settings, cache_dir)
     if settings.data is not None:
-        return dict(splits)
+        return dict(splits), carved
     collate = ForensicCollator(image_processor_for(detector_config(settings.preset, settings.backbone)))
     augmented = settings.augment != "none"
-    return {
+    inputs = {
         name: split if name == "train" and augmented else PixelDataset(**collate(list(split)))
         for name, split in splits.items()
     }
+    return inputs, carved
 
 
 class PixelDataset(TorchDataset):

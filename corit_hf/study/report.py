@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..data.splits import describe_carve
 from ..files import atomic_target, write_json, write_text_atomic
 
 
@@ -61,6 +62,7 @@ def study_markdown(summary: dict) -> str:
         f"{_backbone_text(settings)}, "
         f"{_sam_text(settings)}), seeds {settings['seeds']}.",
         "",
+        *_carve_lines(summary),
         f"Held-out AUC in domain (`{summary['in_domain_split']}`){spread}; `*` = collapsed in at least one seed:",
         "",
         *_auc_table(summary, "auc_mean", "auc_std", with_cor=True),
@@ -82,6 +84,12 @@ def _data_text(settings: dict) -> str:
     if settings.get("data"):
         return f"`{settings['data']}`"
     return f"the benchmark family `{settings['train_family']}`"
+
+
+def _carve_lines(summary: dict) -> list[str]:
+    """The validation split carved out of --data (see `with_validation`), or nothing."""
+    carved = summary.get("validation_split")
+    return [describe_carve(carved) + ".", ""] if carved else []
 
 
 def _failure_lines(failures: list[dict]) -> list[str]:

@@ -67,6 +67,7 @@ class StudySettings:
     data: str | None = None
     test_data: list[str] = field(default_factory=list)
     in_domain_split: str | None = None
+    val_fraction: float | None = None
     frames: int | None = None
     faces: bool | None = None
     face_fallback: str | None = None
@@ -77,6 +78,8 @@ class StudySettings:
     def __post_init__(self):
         if self.test_data and self.data is None:
             raise ValueError("--test-data needs --data: the built-in benchmark brings its own test splits.")
+        if self.val_fraction is not None and self.data is None:
+            raise ValueError("--val-fraction needs --data: the built-in benchmark brings its own validation split.")
         if self.data is None:  # the benchmark's sizes; on --data, None = every image
             self.n_train = defaults.N_TRAIN if self.n_train is None else self.n_train
             self.n_test = defaults.N_TEST if self.n_test is None else self.n_test
@@ -103,7 +106,7 @@ class StudySettings:
         # Settings at the value they had before they existed (plain SAM, no augmentation, full fine-tuning, the
         # benchmark in fp32) are left out, so cells written before them stay valid.
         former = {"sam_ascent_every": 1, "augment": "none", "finetuning": "full", "data": None, "test_data": []}
-        former.update(frames=None, faces=None, face_fallback=None, bf16=False)
+        former.update(frames=None, faces=None, face_fallback=None, bf16=False, val_fraction=None)
         unset = tuple(key for key, value in former.items() if getattr(self, key) == value)
         settings = {key: value for key, value in asdict(self).items() if key not in grid + summary_only + unset}
         return {"cell_version": CELL_VERSION, **settings}
@@ -191,7 +194,7 @@ def run_study(
     missing = [key for key, cell in cells.items() if cell is None]
     failures = {}
     if missing:
-        splits = load_study_data(settings, output_dir / BENCHMARK_CACHE)
+        splits, carved = load_study_data(settings, output_dir / BENCHMARK_CACHE)
         bar = tqdm(desc="study", unit="run", disable=not progress, initial=len(cells) - len(missing), total=len(cells))
         for key, result in engine.run(partial(run_cell, settings), splits, missing):
             run = f"{key[0]} rho={key[1]:g} seed={key[2]}"
@@ -199,6 +202,7 @@ def run_study(
                 failures[key] = result
                 bar.set_postfix_str(f"{run} failed: {result.error}")
             else:
+                result = {**result, "validation_split": carved} if carved else result
                 write_json(cell_path(output_dir, *key), result)
                 cells[key] = result
                 bar.set_postfix_str(f"{run} AUC={result['splits'][settings.in_domain]['auc']:.2f}")
@@ -222,6 +226,7 @@ def summarise(settings: StudySettings, cells: list[dict], failures: dict[RunKey,
     }
     return {
         "settings": asdict(settings),
+        "validation_split": next((cell["validation_split"] for cell in cells if "validation_split" in cell), None),
         "in_domain_split": settings.in_domain,
         "configs": configs,
         "gsnr_cor_spearman": gsnr_cor_correlation(configs),
