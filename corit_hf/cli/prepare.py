@@ -14,14 +14,15 @@ def add_prepare_command(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Read SOURCE folders (any layout `corit train --data` reads: real/fake, 0_real/1_fake, GenImage, "
             "FaceForensics++, Celeb-DF, DFDC, ...; several merge, a split name taken twice gets the later folder's "
-            "name appended) and write DIR: a DatasetDict that `datasets.load_from_disk` opens memory-mapped, "
-            "prepare.json (the options and sources) and records.jsonl (every source file's status: ok, partial, "
-            "no_face, not_found, unreadable, empty, not_media, no_video, truncated, too_large, decode_error, crashed, "
-            "and why). Still images that decode unchanged are referenced by their path in SOURCE (or embedded with "
-            "--embed); conversions, video frames and face crops are stored as lossless PNG, never re-encoded "
-            "lossily. Stopped or killed, the same command resumes where it stopped; the result does not depend "
-            "on --num-proc. `corit train`, `evaluate` and `study` take DIR as --data or --test-data, `predict` "
-            "as a PATH."
+            "name appended) and write DIR: a DatasetDict that `datasets.load_from_disk` opens memory-mapped from "
+            "any folder of this machine, prepare.json (the options and sources) and records.jsonl (every source "
+            "file's status: ok, partial, no_face, not_found, unreadable, empty, not_media, no_video, truncated, "
+            "too_large, decode_error, crashed, and why). Still images that decode unchanged are referenced by their "
+            "absolute path in SOURCE (or embedded with --embed); `corit_hf.data.open_prepared` and the commands "
+            "also find them when DIR and SOURCE moved together. Conversions, video frames and face crops are "
+            "stored in DIR as lossless PNG, never re-encoded lossily. Stopped or killed, the same command resumes "
+            "where it stopped; the result does not depend on --num-proc. `corit train`, `evaluate` and `study` "
+            "take DIR as --data or --test-data, `predict` as a PATH."
         ),
     )
     parser.add_argument("sources", metavar="SOURCE", nargs="+", help="image or video folders to prepare")
@@ -55,8 +56,8 @@ def add_prepare_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--embed",
         action="store_true",
-        help="embed unchanged still images (their own bytes) instead of referencing them: a portable dataset "
-        "that push_to_hub can publish",
+        help="store unchanged still images' own bytes in DIR instead of their path in SOURCE: a self-contained "
+        "folder that needs no SOURCE, for another machine or for push_to_hub",
     )
     parser.add_argument(
         "--num-proc", type=int, metavar="N", help="worker processes (default: the CPU count; same result for any)"

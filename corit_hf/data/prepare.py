@@ -156,13 +156,14 @@ def _locked(output: Path) -> Iterator[None]:
 
 def _reusable(output: Path, plan: Plan, options: PrepareOptions, overwrite: bool) -> bool:
     """Whether `output` already holds this preparation, complete; clears it with `overwrite` when it holds
-    another one, else raises; starts or keeps the work folder of this one."""
-    key = plan.key(options)
+    another one, else raises; starts or keeps the work folder of this one. The same sources found at another
+    path are prepared again (the rows name their files by absolute path)."""
     recorded = _read_json(output / PREPARE_FILE) or _read_json(output / WORK_DIR / "plan.json")
-    if recorded is not None and recorded.get("key") == key:
+    same = recorded is not None and recorded.get("key") == plan.key(options)
+    if same and [source["root"] for source in recorded["sources"]] == [str(root) for root in plan.sources]:
         return (output / PREPARE_FILE).is_file()
     contents = [path for path in output.iterdir() if path.name != LOCK_FILE]
-    if recorded is not None and not overwrite:
+    if recorded is not None and not same and not overwrite:
         raise ValueError(
             f"{output} holds a preparation with other options or sources "
             f"({_differences(recorded, plan, options)}); pass --overwrite to replace it."

@@ -83,17 +83,19 @@ def load_prepared(
     folder: str | os.PathLike, frames: int | None = None, faces: bool | None = None, face_fallback: str | None = None
 ) -> DatasetDict:
     """The splits of a complete preparation, checked against the requested options (see `open_prepared`), each
-    decoding its images (by path from the source folder, or embedded bytes) only when a row is read."""
+    decoding its images (embedded bytes, or files in the source folder found by `source_roots`) only when a row
+    is read."""
     folder = Path(folder)
     recorded = json.loads((folder / PREPARE_FILE).read_text())
     options = PrepareOptions.from_record(recorded["options"])
     _check_agrees(folder, options, frames, faces, face_fallback)
     splits = load_from_disk(str(folder))
-    for name, root in split_sources(folder).items():
+    roots = source_roots(folder)
+    for name, number in _split_source_numbers(recorded).items():
         split = splits[name].cast_column("image", Image(decode=False))
         if frames is not None and frames < options.frames and recorded["videos"]:
             split = fewer_frames(split, frames)
-        split.set_transform(PreparedImages(root))
+        split.set_transform(PreparedImages(roots[number], Path(recorded["sources"][number]["root"])))
         splits[name] = split
     return splits
 
@@ -113,8 +115,13 @@ def split_sources(folder: str | os.PathLike) -> dict[str, Path]:
     """The source folder of each split of a complete preparation (splits without rows left out)."""
     recorded = json.loads((Path(folder) / PREPARE_FILE).read_text())
     roots = source_roots(folder)
+    return {name: roots[number] for name, number in _split_source_numbers(recorded).items()}
+
+
+def _split_source_numbers(recorded: dict) -> dict[str, int]:
+    """The number of the source of each split of a prepare.json (splits without rows left out)."""
     return {
-        name: roots[number]
+        name: number
         for number, source in enumerate(recorded["sources"])
         for name in source["splits"]
         if name in recorded["rows"]
@@ -157,11 +164,12 @@ def fewer_frames(split: Dataset, frames: int) -> Dataset:
 
 
 class PreparedImages:
-    """The transform of a prepared split: each row's image decoded from its embedded bytes, or from its file
-    relative to the source folder."""
+    """The transform of a prepared split: each row's image decoded from its embedded bytes, or from its file in
+    the source folder `root`. A file is stored by its absolute path under `recorded_root`, where it was prepared
+    (so plain `load_from_disk` finds it), and read at the same place under `root`, wherever the source is now."""
 
-    def __init__(self, root: Path):
-        self.root = root
+    def __init__(self, root: Path, recorded_root: Path):
+        self.root, self.recorded_root = root, recorded_root
 
     def __call__(self, batch: dict) -> dict:
         if "image" in batch:
@@ -169,6 +177,10 @@ class PreparedImages:
         return batch
 
     def decode(self, value: dict) -> PILImage.Image:
-        image = PILImage.open(io.BytesIO(value["bytes"]) if value["bytes"] is not None else self.root / value["path"])
+        if value["bytes"] is not None:
+            image = PILImage.open(io.BytesIO(value["bytes"]))
+        else:
+            path = Path(value["path"])  # relative to the source in preparations of format version 1
+            image = PILImage.open(self.root / (path.relative_to(self.recorded_root) if path.is_absolute() else path))
         image.load()
         return image

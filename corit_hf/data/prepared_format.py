@@ -17,7 +17,8 @@ from .images import DEFAULT_MAX_PIXELS
 
 
 FORMAT = "corit-prepared"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: unchanged still images are referenced by their absolute path (1: relative to the source folder)."""
 PREPARE_FILE = "prepare.json"
 RECORDS_FILE = "records.jsonl"
 WORK_DIR = ".prepare"
@@ -42,7 +43,8 @@ STATUSES = {
 @dataclass(frozen=True)
 class PrepareOptions:
     """How sources become rows: frames per video, face crops, the stored size, and whether unchanged images are
-    embedded (portable, publishable) or referenced by their path relative to the source folder."""
+    embedded (a self-contained folder, for another machine or `push_to_hub`) or referenced by their absolute
+    path (`open_prepared` finds them again under a moved source folder)."""
 
     frames: int = VIDEO_FRAMES
     faces: bool = False

@@ -73,8 +73,10 @@ def _frame_options(options: PrepareOptions) -> FrameOptions:
 
 
 def _image_rows(path: Path, name: str, options: PrepareOptions, detector: FaceDetector | None) -> tuple[list, dict]:
-    """One row for a still image: by reference (or its own bytes with `embed`) when it decodes unchanged, else
-    its conversion as PNG; with faces, the face crop at `size` (or the image, or nothing, without a face)."""
+    """One row for a still image: when it decodes unchanged, a reference by its absolute path (so
+    `datasets.load_from_disk` reads it from any folder), or with `embed` its own bytes (named by its path in the
+    source); else its conversion as PNG; with faces, the face crop at `size` (or the image, or nothing, without a
+    face)."""
     image, unchanged, file_format = open_unchanged(path, options.max_pixels)
     original = {"width": image.width, "height": image.height, "format": file_format}
     if options.faces:
@@ -86,7 +88,7 @@ def _image_rows(path: Path, name: str, options: PrepareOptions, detector: FaceDe
             return rows, {"status": "partial", "reason": "no face found; kept whole"}
         return rows, {"status": "ok", "reason": ""}
     if unchanged:
-        stored = {"path": name, "bytes": path.read_bytes() if options.embed else None}
+        stored = {"path": name, "bytes": path.read_bytes()} if options.embed else {"path": str(path), "bytes": None}
     else:
         stored = {"path": None, "bytes": png_bytes(image)}
     return [{"image": stored, **original}], {"status": "ok", "reason": ""}
