@@ -6,11 +6,11 @@ from PIL import Image
 RED, BLUE = (200, 30, 30), (30, 30, 200)
 
 
-def make_layout(root, folders: dict[str, tuple]) -> None:
-    """Two small images per class folder, red for real and blue for fake."""
+def make_layout(root, folders: dict[str, tuple], count: int = 2) -> None:
+    """`count` small images per class folder, red for real and blue for fake."""
     for folder, colour in folders.items():
         (root / folder).mkdir(parents=True)
-        for index in range(2):
+        for index in range(count):
             Image.new("RGB", (8, 8), colour).save(root / folder / f"{index}.png")
 
 

@@ -4,6 +4,7 @@
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from _videos import (
     write_audio_only,
     write_video,
 )
+from datasets import Image as ImageFeature
 from datasets import load_from_disk
 from PIL import Image
 from skimage import data as skimage_data
@@ -374,3 +376,40 @@ def test_prepare_cli_prints_a_summary_and_records_embedded_images(tmp_path, caps
         os.path.relpath(tmp_path / "source", output)
         == json.loads((output / "prepare.json").read_text())["sources"][0]["relative_root"]
     )
+
+
+def _mixed_source(root: Path) -> Path:
+    """A real/fake folder of unchanged RGB images (stored by reference) and RGBA ones (stored converted)."""
+    make_layout(root, {"real": RED, "fake": BLUE})
+    Image.new("RGBA", (8, 8), (*RED, 255)).save(root / "real" / "alpha.png")
+    return root
+
+
+def _every_colour(split) -> list[tuple]:
+    """Every row's first pixel, each image decoded."""
+    return sorted(split[index]["image"].convert("RGB").getpixel((0, 0)) for index in range(len(split)))
+
+
+def test_load_from_disk_reads_every_row_of_a_reference_preparation_from_any_folder(tmp_path, monkeypatch):
+    source = _mixed_source(tmp_path / "source")
+    assert main(["prepare", str(source), "--output", str(tmp_path / "out"), "--num-proc", "1"]) == 0
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    plain = load_from_disk(str(tmp_path / "out"))["test"]
+    assert _every_colour(plain) == [BLUE, BLUE, RED, RED, RED]
+    stored = plain.cast_column("image", ImageFeature(decode=False))["image"]
+    assert sum(image["bytes"] is None for image in stored) == 4  # referenced, not embedded
+
+
+def test_a_moved_or_copied_preparation_still_opens_and_a_moved_source_is_found(tmp_path):
+    source = _mixed_source(tmp_path / "pair" / "source")
+    prepare_dataset([source], tmp_path / "pair" / "out", num_proc=1, progress=False)
+    shutil.copytree(tmp_path / "pair" / "out", tmp_path / "copy")  # the source stays where it was prepared
+    assert _every_colour(open_prepared(tmp_path / "copy")["test"]) == [BLUE, BLUE, RED, RED, RED]
+    (tmp_path / "pair").rename(tmp_path / "moved")  # the prepared folder and its source move together
+    assert _every_colour(open_prepared(tmp_path / "moved" / "out")["test"]) == [BLUE, BLUE, RED, RED, RED]
+    with pytest.raises(FileNotFoundError):  # the stored absolute paths are gone: plain datasets cannot follow
+        _every_colour(load_from_disk(str(tmp_path / "moved" / "out"))["test"])
+    again = prepare_dataset([tmp_path / "moved" / "source"], tmp_path / "moved" / "out", num_proc=1, progress=False)
+    assert not again.reused  # prepared again for the source's new path
+    assert _every_colour(load_from_disk(str(tmp_path / "moved" / "out"))["test"]) == [BLUE, BLUE, RED, RED, RED]

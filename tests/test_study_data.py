@@ -5,6 +5,7 @@ import csv
 import json
 
 import pytest
+from _layouts import BLUE, RED, make_layout
 from _videos import astronaut, forge_region, grace_hopper, moving_crops, write_video
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
@@ -78,8 +79,11 @@ def test_in_domain_picks_the_cor_split_without_retraining(folder_study, folders)
 def test_a_missing_in_domain_split_is_one_clear_error(folders, tmp_path, capsys):
     assert study(tmp_path, folders / "train_data", "--in-domain", "test_nothing") == 2
     assert "no split 'test_nothing'" in capsys.readouterr().err
-    assert study(tmp_path, folders / "vae") == 2  # a folder with nothing to train on
-    assert "has no train split" in capsys.readouterr().err
+    make_layout(
+        tmp_path / "generators", {"guided/0_real": RED, "guided/1_fake": BLUE, "ldm/0_real": RED, "ldm/1_fake": BLUE}
+    )
+    assert study(tmp_path, tmp_path / "generators") == 2  # two test splits: none says what to train on
+    assert "has no train split and 2 splits (test_guided, test_ldm)" in capsys.readouterr().err
     saved = tmp_path / "saved"
     splits = build_benchmark(n_train=4, n_test=4, test_families=["gan"], progress=False)
     DatasetDict({"train": splits["train"], "validation": splits["validation"]}).save_to_disk(str(saved))
