@@ -44,9 +44,12 @@ def test_a_flat_folder_trains_less_a_printed_validation_split_and_evaluates_whol
     assert {name: scores["n"] for name, scores in json.loads(output.read_text())["splits"].items()} == {"test": 20}
 
 
-def test_val_fraction_sets_the_share_and_bad_values_are_one_clear_error(flat, tmp_path, capsys):
-    model = tmp_path / "model"
-    assert main(["train", "--data", str(flat), *TRAIN, "--val-fraction", "0.3", "--output-dir", str(model)]) == 0
+def test_val_fraction_sets_the_share_of_a_prepared_flat_folder_and_bad_values_are_one_clear_error(
+    flat, tmp_path, capsys
+):
+    model, prepared = tmp_path / "model", tmp_path / "prepared"
+    assert main(["prepare", str(flat), "--output", str(prepared), "--num-proc", "1"]) == 0
+    assert main(["train", "--data", str(prepared), *TRAIN, "--val-fraction", "0.3", "--output-dir", str(model)]) == 0
     assert "validation: 30 % of train, seed 0, class-balanced (6 of 20 images; 14 train)" in capsys.readouterr().out
     assert json.loads((model / "metrics.json").read_text())["validation"]["n"] == 6
     for value in ("1", "-0.1", "nan"):

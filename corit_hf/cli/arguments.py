@@ -35,9 +35,9 @@ def add_data_arguments(parser: argparse.ArgumentParser, training: bool, subsets:
             "--val-fraction",
             type=float,
             metavar="F",
-            help="validation share carved out of the training data, class by class (a video with all its frames), "
-            f"seed 0: a --data folder of real/fake class folders alone trains on the rest (default: "
-            f"{defaults.VAL_FRACTION:g}); data with a train split and no validation split gets one only when F is "
+            help="share of the training data held out for validation, class by class (videos whole), seed 0: a "
+            "--data folder with only real/fake class folders trains on the rest (default: "
+            f"{defaults.VAL_FRACTION:g}); data with a train split but no validation split gets one only when F is "
             "given",
         )
     family_help = "to train on; every family is tested" if training else "the model was trained on (for the record)"
