@@ -75,7 +75,7 @@ class StudySettings:
     prepared_cache: str | None = None
     bf16: bool = False
     data_workers: int = 0
-    report_to: list[str] = field(default_factory=list)
+    report_to: str | list[str] = field(default_factory=list)
     logging_dir: str | None = None
 
     def __post_init__(self):

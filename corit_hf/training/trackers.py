@@ -29,8 +29,9 @@ PACKAGES = {
 """What to install for each integration transformers detects (`get_available_reporting_integrations`)."""
 
 
-def reporting_integrations(report_to: list[str], logging_dir: str | None = None) -> list[str]:
-    """The integrations `--report-to` names (`all`: every installed one; `none`: none), checked before any work.
+def reporting_integrations(report_to: str | list[str], logging_dir: str | None = None) -> list[str]:
+    """The integrations `--report-to` names (one or a list, as TrainingArguments' `report_to`; `all`: every
+    installed one; `none`: none), checked before any work.
 
     A name that is no Trainer integration, one whose package is missing, and a `--logging-dir` without TensorBoard
     to write there are each one clear error.
@@ -38,7 +39,7 @@ def reporting_integrations(report_to: list[str], logging_dir: str | None = None)
     from transformers.integrations import get_available_reporting_integrations
     from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
 
-    names = list(dict.fromkeys(report_to))
+    names = list(dict.fromkeys([report_to] if isinstance(report_to, str) else report_to))
     if len(names) > 1 and {"all", "none"} & set(names):
         raise ValueError(f"--report-to all and none stand alone, got: {' '.join(names)}.")
     available = get_available_reporting_integrations()
