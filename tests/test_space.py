@@ -7,13 +7,22 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import torch
 from _app_inputs import bad_inputs, odd_but_valid_inputs, photo_png, save_tiny_model
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from corit_hf.app.space import MODEL_ENV, TILE_SIZE, build_demo, launch, layer_contributions, load_detector
+from corit_hf.app.space import (
+    KEY_WIDTH,
+    MODEL_ENV,
+    TILE_SIZE,
+    build_demo,
+    launch,
+    layer_contributions,
+    load_detector,
+)
 
 
 CLIENTS, REQUESTS_PER_CLIENT = 16, 5
@@ -73,8 +82,22 @@ def test_png_gets_a_probability_and_a_heatmap_per_layer(client, model_dir, workd
     [item] = gallery
     hri_layers = load_detector(str(model_dir)).model.config.hri_layers
     with Image.open(item["image"]) as strip:
-        assert strip.size == (TILE_SIZE * (1 + len(hri_layers)), TILE_SIZE)
+        assert strip.size == (TILE_SIZE * (1 + len(hri_layers)) + KEY_WIDTH, TILE_SIZE)
+        key = np.asarray(strip.convert("RGB"), dtype=int)[:, -KEY_WIDTH:]
+    assert_is_a_fake_to_real_key(key)
     assert [row[1] for row in contributions["data"]] == hri_layers
+
+
+def assert_is_a_fake_to_real_key(key: np.ndarray) -> None:
+    """The colour key: red (fake) at the top, blue (real) at the bottom, in a bar of strong colours (kept patches)
+    beside a bar of faint ones (dropped patches)."""
+    redness = key[..., 0] - key[..., 2]  # > 0 red, < 0 blue, 0 on the white ground and black text
+    strong = np.abs(redness).max(axis=0) > 100
+    faint = (np.abs(redness).max(axis=0) > 10) & ~strong
+    assert strong.any() and faint.any() and np.flatnonzero(strong).max() < np.flatnonzero(faint).min()
+    rows = np.abs(redness[:, strong]).max(axis=1) > 100
+    top, bottom = np.flatnonzero(rows)[[0, -1]]
+    assert (redness[top, strong] > 100).all() and (redness[bottom, strong] < -100).all()
 
 
 def test_one_file_sent_without_a_list_gets_its_result(client, workdir):

@@ -1,5 +1,6 @@
-"""`corit study --engine ray` on a local Ray of 2 CPUs: the same cells as `--engine local`, a killed worker retried,
-a stopped driver resumed, a failing run recorded, and clear errors for a missing extra and misplaced flags.
+"""`corit study --engine ray` on a local Ray of 2 CPUs: the same cells as `--engine local`, TensorBoard logs per run,
+a killed worker retried, a stopped driver resumed, a failing run recorded, and clear errors for a missing extra and
+misplaced flags.
 
 Runs that fail or die are made by replacing `run_cell` with a closure: Ray ships closures by value, so the workers
 run it, and it calls the real `run_cell` once it has done its harm.
@@ -73,6 +74,14 @@ def test_ray_engine_gives_the_local_engines_cells(local_ray, local_cells, tmp_pa
     assert cells(tmp_path) == local_cells
     summary = json.loads((tmp_path / "study.json").read_text())
     assert list(summary["configs"]) == CONFIGS and summary["failed_runs"] == []
+
+
+def test_ray_runs_log_to_tensorboard_under_their_cell_names(local_ray, local_cells, tmp_path):
+    logs = tmp_path / "logs"
+    assert study(tmp_path / "study", "--engine", "ray", "--report-to", "tensorboard", "--logging-dir", str(logs)) == 0
+    assert {path.name for path in logs.iterdir()} == {name.removesuffix(".json") for name in CELL_NAMES}
+    assert all(list(path.glob("events.out.tfevents.*")) for path in logs.iterdir())
+    assert cells(tmp_path / "study") == local_cells  # the trackers change no cell
 
 
 def test_a_killed_worker_is_retried_and_the_study_completes(local_ray, local_cells, tmp_path, monkeypatch):

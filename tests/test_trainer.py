@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 from transformers import PreTrainedConfig, PreTrainedModel, Trainer, TrainingArguments
 from transformers.modeling_outputs import SequenceClassifierOutput
@@ -281,6 +282,18 @@ def test_non_finite_gradient_skips_the_ascent(tmp_path):
     reference = toy_model()
     reference_sam(reference, toy_dataset(), 3, 4, 1, lr=0.1, rho=0.5, adaptive=False, plain_steps=(1,))
     assert_same_weights(model, reference, atol=1e-6)
+
+
+def test_a_skipped_ascent_reaches_tensorboard(tmp_path, monkeypatch):
+    """`sam/` values go through `Trainer.log`, so the trackers' callbacks get them."""
+    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path / "logs"))
+    model = toy_model()
+    model.poisoned_calls = {2}
+    args = CoritTrainingArguments(**sgd_args(tmp_path, report_to="tensorboard"), sam_rho=0.5)
+    CoritTrainer(model, args, train_dataset=toy_dataset()).train()
+    events = EventAccumulator(str(tmp_path / "logs"))
+    events.Reload()
+    assert [(event.step, event.value) for event in events.Scalars("train/sam/skipped_ascents")] == [(1, 1.0)]
 
 
 def test_resume_from_checkpoint_equals_uninterrupted_run(tmp_path):

@@ -37,17 +37,19 @@ CACHE_AGE_S = 3600  # result images older than this are deleted (checked as ofte
 EXAMPLE_FAMILIES = ("gan", "diffusion")
 TILE_SIZE = 160
 KEPT_ALPHA, DROPPED_ALPHA = 0.6, 0.15
+KEY_WIDTH = 112  # the colour key at the right of each heatmap strip: two bars, kept and dropped, then the labels
+KEY_BAR_WIDTH, KEY_GAP, KEY_TOP, KEY_BOTTOM = 30, 4, 18, 140
 RESULT_COLUMNS = ["image", "fake probability", "label"]
 CONTRIBUTION_COLUMNS = ["image", "layer", "contribution", "pushes toward"]
 EXPLANATION = (
-    "Each uploaded image gets the probability that it is fake and, for every HRI layer, the CGP region map "
-    "the model computed: red patches push towards *fake*, blue towards *real*; faint patches are the ones "
-    "RRM dropped. The contribution table splits the classifier's fake-minus-real logit margin into one "
-    "share per HRI layer (the margin of that layer's feature f_l divided by the number of layers); the "
-    "shares plus the classifier bias add up to the margin. A video is scored as the field does: 16 frames "
-    "sampled evenly, each cropped to its largest face (the whole frame when none is found); it gets the mean "
-    "fake probability, a strip of the frames with the face box each was scored on (red: fake, green: real) and "
-    "a plot of every frame's fake probability."
+    "Each uploaded image gets the probability that it is fake and, for every HRI layer, the CGP region map the "
+    "model computed: red patches push towards *fake*, blue towards *real*; faint patches are the ones RRM dropped "
+    "(the key at the right of each strip shows both). The contribution table splits the classifier's "
+    "fake-minus-real logit margin into one share per HRI layer (the margin of that layer's feature f_l divided by "
+    "the number of layers); the shares plus the classifier bias add up to the margin. A video is scored as the "
+    "field does: 16 frames sampled evenly, each cropped to its largest face (the whole frame when none is found); "
+    "it gets the mean fake probability, a strip of the frames with the face box each was scored on (red: fake, "
+    "green: real) and a plot of every frame's fake probability."
 )
 
 
@@ -126,17 +128,42 @@ def heatmap_tile(view: np.ndarray, scores: torch.Tensor, mask: torch.Tensor) -> 
     scores = scores.float().view(grid, grid).numpy()
     colours = diverging_colours(scores / max(float(np.abs(scores).max()), 1e-12))
     alpha = np.where(mask.view(grid, grid).numpy() > 0, KEPT_ALPHA, DROPPED_ALPHA)[..., None]
-    blend = np.asarray(Image.fromarray(view).resize((TILE_SIZE, TILE_SIZE), Image.BICUBIC), dtype=np.float64)
+    base = np.asarray(Image.fromarray(view).resize((TILE_SIZE, TILE_SIZE), Image.BICUBIC))
     repeat = -(-TILE_SIZE // grid)
-    colours = np.kron(colours, np.ones((repeat, repeat, 1)))[:TILE_SIZE, :TILE_SIZE] * 255.0
+    colours = np.kron(colours, np.ones((repeat, repeat, 1)))[:TILE_SIZE, :TILE_SIZE]
     alpha = np.kron(alpha, np.ones((repeat, repeat, 1)))[:TILE_SIZE, :TILE_SIZE]
-    return (blend * (1.0 - alpha) + colours * alpha).round().astype(np.uint8)
+    return overlay(base, colours, alpha)
+
+
+def overlay(base: np.ndarray, colours: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """`colours` (float RGB in [0, 1]) laid over the uint8 image `base` with opacity `alpha`."""
+    return (base * (1.0 - alpha) + colours * 255.0 * alpha).round().astype(np.uint8)
+
+
+def colour_key() -> np.ndarray:
+    """The heatmaps' colour key, one tile high: the CGP score scale (fake, 0, real) as kept patches show it and as
+    RRM-dropped ones do, over a neutral grey."""
+    height = KEY_BOTTOM - KEY_TOP
+    scale = diverging_colours(np.linspace(1.0, -1.0, height))[:, None, :].repeat(KEY_BAR_WIDTH, axis=1)
+    grey = np.full((height, KEY_BAR_WIDTH, 3), 128, dtype=np.uint8)
+    image = Image.new("RGB", (KEY_WIDTH, TILE_SIZE), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((KEY_GAP, 3), "CGP score", fill="black")
+    for index, (alpha, caption) in enumerate(((KEPT_ALPHA, "kept"), (DROPPED_ALPHA, "dropped"))):
+        left = KEY_GAP + index * (KEY_BAR_WIDTH + KEY_GAP)
+        image.paste(Image.fromarray(overlay(grey, scale, alpha)), (left, KEY_TOP))
+        draw.text((left + KEY_BAR_WIDTH / 2, KEY_BOTTOM + 4), caption, fill="black", anchor="mt")
+    labels = {"fake": (KEY_TOP, "lt"), "0": ((KEY_TOP + KEY_BOTTOM) / 2, "lm"), "real": (KEY_BOTTOM, "lb")}
+    for text, (y, anchor) in labels.items():
+        draw.text((2 * (KEY_BAR_WIDTH + KEY_GAP) + KEY_GAP, y), text, fill="black", anchor=anchor)
+    return np.asarray(image)
 
 
 def heatmap_strip(view: np.ndarray, layers: list[tuple[torch.Tensor, torch.Tensor]]) -> np.ndarray:
-    """The model's view followed by one heatmap tile per HRI layer, side by side."""
+    """The model's view, one heatmap tile per HRI layer and the colour key, side by side."""
     base = np.asarray(Image.fromarray(view).resize((TILE_SIZE, TILE_SIZE), Image.BICUBIC))
-    return np.concatenate([base] + [heatmap_tile(view, scores, mask) for scores, mask in layers], axis=1)
+    tiles = [heatmap_tile(view, scores, mask) for scores, mask in layers]
+    return np.concatenate([base, *tiles, colour_key()], axis=1)
 
 
 def label_strip(strip: np.ndarray, captions: list[str]) -> Image.Image:

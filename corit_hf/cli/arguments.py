@@ -188,6 +188,26 @@ def add_long_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_tracking_arguments(parser: argparse.ArgumentParser, logging_dir_default: str) -> None:
+    """--report-to and --logging-dir, shared by `train` and `study`: the experiment trackers of the Trainer."""
+    group = parser.add_argument_group("experiment tracking")
+    group.add_argument(
+        "--report-to",
+        nargs="+",
+        default=["none"],
+        metavar="TRACKER",
+        help="Trainer integrations to log to, as TrainingArguments' report_to: tensorboard, wandb, mlflow, trackio, "
+        "... (several allowed), all (every one installed) or none. They get the loss, learning rate, "
+        "gsnr/<layer> and sam/ values (default: none)",
+    )
+    group.add_argument(
+        "--logging-dir",
+        metavar="DIR",
+        help="where TensorBoard writes its event files (needs --report-to tensorboard; default: "
+        f"$TENSORBOARD_LOGGING_DIR, else {logging_dir_default})",
+    )
+
+
 def add_ascent_every_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """`--sam-ascent-every K`: LookSAM, a full two-pass SAM step every K optimizer steps."""
     parser.add_argument(

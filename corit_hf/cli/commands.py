@@ -44,6 +44,7 @@ def train(args: argparse.Namespace) -> int:
         trained_model,
         validation_history,
     )
+    from ..training.trackers import tensorboard_folder, tensorboard_hint
 
     check_training_counts(args)
     check_positive(save_steps=args.save_steps, eval_steps=args.eval_steps)
@@ -80,6 +81,7 @@ def train(args: argparse.Namespace) -> int:
         eval_dataset=splits["validation"] if args.eval_steps else None,
         early_stopping_patience=args.early_stopping_patience,
         resume_from_checkpoint=checkpoint,
+        logging_dir=args.logging_dir,
     )
     model = trained_model(trainer)
     identical = replica_weights_identical(trainer)
@@ -111,6 +113,9 @@ def train(args: argparse.Namespace) -> int:
     save_detector(model, args.output_dir, metrics, gsnr_records(trainer.state.log_history))
     best = f" (the best checkpoint by validation AUC: step {metrics['best']['step']})" if metrics.get("best") else ""
     print(f"Saved the model{best}, metrics.json and gsnr.jsonl to {args.output_dir}")
+    logs = tensorboard_folder(trainer)
+    if logs:
+        print(tensorboard_hint(logs))
     return 0
 
 
@@ -215,6 +220,7 @@ def study(args: argparse.Namespace) -> int:
     """Run or resume the collapse study and print its Markdown summary."""
     from ..study.report import study_markdown
     from ..study.run import StudySettings, run_study
+    from ..training.trackers import tensorboard_hint
 
     check_training_counts(args)
     engine = _study_engine(args)
@@ -243,10 +249,15 @@ def study(args: argparse.Namespace) -> int:
         **prepared_request(args),
         bf16=args.bf16,
         data_workers=_study_data_workers(args, engine),
+        report_to=args.report_to,
+        logging_dir=args.logging_dir,
     )
     summary = run_study(settings, args.output_dir, engine=engine)
     print(study_markdown(summary))
     print(f"Wrote study.json, study.csv, study.md and the plots to {args.output_dir}")
+    logs = summary["settings"]["logging_dir"]
+    if logs and Path(logs).is_dir():
+        print(tensorboard_hint(logs, "TensorBoard logs, one folder per run named like its cell"))
     for failure in summary["failed_runs"]:
         run = f"{failure['config']} rho={failure['rho']:g} seed={failure['seed']}"
         print(f"corit study: run {run} failed: {failure['error']}", file=sys.stderr)

@@ -11,6 +11,7 @@ from .arguments import (
     add_frame_arguments,
     add_long_run_arguments,
     add_model_arguments,
+    add_tracking_arguments,
 )
 
 
@@ -57,6 +58,7 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> None:
     group.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision (where the hardware has it)")
     add_augmentation_arguments(parser)
     add_long_run_arguments(parser)
+    add_tracking_arguments(parser, "OUTPUT_DIR/runs/DATE_HOST, transformers' default")
     parser.add_argument("--output-dir", default="corit-model", help="the model folder to write (default: %(default)s)")
     parser.set_defaults(handler=command_handler("train"))
 
@@ -209,6 +211,7 @@ def add_study_command(subparsers: argparse._SubParsersAction) -> None:
     add_ascent_every_argument(parser)
     parser.add_argument("--gsnr-every", type=int, default=defaults.STUDY_GSNR_EVERY, help="default: %(default)s")
     add_engine_arguments(parser)
+    add_tracking_arguments(parser, "OUTPUT_DIR/runs; each run in a subfolder named like its cell: corit_rho0.05_seed0")
     parser.add_argument(
         "--data-workers",
         type=int,

@@ -37,8 +37,9 @@ def model_overrides(args: argparse.Namespace) -> dict:
 
 
 def trainer_arguments(args: argparse.Namespace):
-    """CoritTrainingArguments from the `train` flags."""
+    """CoritTrainingArguments from the `train` flags (the trackers checked: a missing package is one clear error)."""
     from ..training.run import training_arguments
+    from ..training.trackers import reporting_integrations
 
     optional = {"sam_rho": args.rho} if args.rho is not None else {}
     length = {"max_steps": args.max_steps} if args.max_steps else {"num_train_epochs": args.epochs}
@@ -55,6 +56,7 @@ def trainer_arguments(args: argparse.Namespace):
         gsnr_chunks=args.gsnr_chunks,
         dataloader_num_workers=dataloader_workers(args.workers),
         bf16=args.bf16,
+        report_to=reporting_integrations(args.report_to, args.logging_dir),
         **checkpoint_arguments(args),
         **length,
         **optional,

@@ -7,8 +7,9 @@ interrupted study resumes where it stopped; cells trained with other settings ar
 
 import json
 import math
+import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from ..training.run import (
     train_detector,
     training_arguments,
 )
+from ..training.trackers import LOGGING_DIR_ENV, TENSORBOARD, reporting_integrations
 from .data import VALIDATION, check_in_domain, load_study_data
 from .engines import Engine, LocalEngine, RunFailure, RunKey
 from .report import write_report
@@ -74,6 +76,8 @@ class StudySettings:
     prepared_cache: str | None = None
     bf16: bool = False
     data_workers: int = 0
+    report_to: str | list[str] = field(default_factory=list)
+    logging_dir: str | None = None
 
     def __post_init__(self):
         if self.test_data and self.data is None:
@@ -97,12 +101,13 @@ class StudySettings:
         self.rhos = sorted(set(float(rho) for rho in self.rhos))
         self.configs = list(dict.fromkeys(self.configs))
         self.seeds = list(dict.fromkeys(self.seeds))
+        self.report_to = reporting_integrations(self.report_to, self.logging_dir)
 
     def run_settings(self) -> dict:
         """The settings a cell's result depends on besides its own config, rho and seed (+ the cell format)."""
         grid = ("rhos", "configs", "seeds")
-        # How cells are summarised or read, not what they hold:
-        summary_only = ("in_domain_split", "data_workers", "prepared_cache")
+        # How cells are summarised, read or watched (trackers), not what they hold:
+        summary_only = ("in_domain_split", "data_workers", "prepared_cache", "report_to", "logging_dir")
         # Settings at the value they had before they existed (plain SAM, no augmentation, full fine-tuning, the
         # benchmark in fp32) are left out, so cells written before them stay valid.
         former = {"sam_ascent_every": 1, "augment": "none", "finetuning": "full", "data": None, "test_data": []}
@@ -124,9 +129,23 @@ class StudySettings:
         return [(config, rho, seed) for seed in self.seeds for config in self.configs for rho in self.rhos]
 
 
+def cell_name(config: str, rho: float, seed: int) -> str:
+    """One run's name: its cell file's, its tracker run's and its TensorBoard folder's."""
+    return f"{config}_rho{rho:g}_seed{seed}"
+
+
 def cell_path(output_dir: Path, config: str, rho: float, seed: int) -> Path:
     """Where one run's result is kept."""
-    return output_dir / "cells" / f"{config}_rho{rho:g}_seed{seed}.json"
+    return output_dir / "cells" / f"{cell_name(config, rho, seed)}.json"
+
+
+def with_logging_dir(settings: StudySettings, output_dir: Path) -> StudySettings:
+    """`settings` with the folder the runs' TensorBoard folders go in when they report to TensorBoard: `logging_dir`,
+    else $TENSORBOARD_LOGGING_DIR, else OUTPUT_DIR/runs; absolute, so the workers find it from any directory."""
+    if TENSORBOARD not in settings.report_to:
+        return settings
+    folder = settings.logging_dir or os.environ.get(LOGGING_DIR_ENV) or output_dir / "runs"
+    return replace(settings, logging_dir=str(Path(folder).expanduser().absolute()))
 
 
 def load_finished_cell(path: Path, settings: StudySettings) -> dict | None:
@@ -141,6 +160,7 @@ def load_finished_cell(path: Path, settings: StudySettings) -> dict | None:
 def run_cell(settings: StudySettings, splits, config: str, rho: float, seed: int) -> dict:
     """Train one configuration at one rho and seed; score it on every test split and collect its GSNR."""
     model = build_detector(settings.preset, settings.backbone, seed=seed, **CONFIGURATIONS[config])
+    run_name = cell_name(config, rho, seed)
     with tempfile.TemporaryDirectory() as scratch:
         args = training_arguments(
             scratch,
@@ -155,6 +175,8 @@ def run_cell(settings: StudySettings, splits, config: str, rho: float, seed: int
             bf16=settings.bf16,
             dataloader_num_workers=settings.data_workers,
             disable_tqdm=True,
+            report_to=settings.report_to,
+            run_name=run_name,
         )
         augmentation = augmentation_config(settings.augment)
         in_memory = settings.data is None  # the benchmark's splits are already model inputs (`load_study_data`)
@@ -165,6 +187,7 @@ def run_cell(settings: StudySettings, splits, config: str, rho: float, seed: int
             finetuning=settings.finetuning,
             preprocessed=in_memory and augmentation is None,
             augmentation=augmentation,
+            logging_dir=Path(settings.logging_dir) / run_name if settings.logging_dir else None,
         )
     scored = {name: split for name, split in splits.items() if name != "train"}
     image_processor = None if in_memory else image_processor_for(model.config)
@@ -190,6 +213,7 @@ def run_study(
     so the next call retries it."""
     output_dir = Path(output_dir)
     engine = engine or LocalEngine()
+    settings = with_logging_dir(settings, output_dir)
     cells = {key: load_finished_cell(cell_path(output_dir, *key), settings) for key in settings.cells()}
     missing = [key for key, cell in cells.items() if cell is None]
     failures = {}

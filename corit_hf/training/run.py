@@ -26,6 +26,7 @@ from ..models.finetuning import apply_finetuning
 from ..models.modeling_corit import CoritForImageClassification, image_processor_for
 from ..prior.registry import resolve_backbone
 from .augmentation import AugmentationConfig, AugmentedDataset
+from .trackers import tensorboard_logging_dir
 from .trainer import CoritTrainer, CoritTrainingArguments
 
 
@@ -146,7 +147,8 @@ def class_names(splits: DatasetDict) -> list[str] | None:
 
 
 def training_arguments(output_dir: str | os.PathLike, **overrides) -> CoritTrainingArguments:
-    """CoritTrainingArguments with the defaults every run here shares: no checkpoints, no reporters, image columns."""
+    """CoritTrainingArguments with the defaults every run here shares: no checkpoints, no trackers (unless
+    `report_to` names some), image columns."""
     defaults = {
         "report_to": "none",
         "save_strategy": "no",
@@ -179,6 +181,7 @@ def train_detector(
     eval_dataset=None,
     early_stopping_patience: int | None = None,
     resume_from_checkpoint: str | None = None,
+    logging_dir: str | os.PathLike | None = None,
 ) -> CoritTrainer:
     """Fine-tune `model` (mode full / layernorm / lora) on `train_dataset` with SAM and GSNR logging.
 
@@ -187,6 +190,7 @@ def train_detector(
     which is scored (`HEADLINE_SCORES`) at `args.eval_steps` when given; the best checkpoint is the one with
     the highest AUC. `resume_from_checkpoint` continues a
     run from a checkpoint folder. With `args.disable_tqdm` the run is silent: Trainer's log printer is removed too.
+    `logging_dir` is where TensorBoard writes when `args.report_to` has it (default: transformers').
     """
     image_processor = None if preprocessed else image_processor_for(model.config)
     if augmentation is not None and not preprocessed:
@@ -194,14 +198,15 @@ def train_detector(
         train_dataset = AugmentedDataset(train_dataset, size, augmentation, seed=args.seed)
     model = apply_finetuning(model, finetuning, lora_rank=lora_rank)
     collator = batch_collator(image_processor)
-    trainer = CoritTrainer(
-        model=model,
-        args=args,
-        train_dataset=train_dataset,
-        eval_dataset=eval_dataset,
-        data_collator=collator,
-        compute_metrics=validation_metrics(real_label_id(model)) if eval_dataset is not None else None,
-    )
+    with tensorboard_logging_dir(logging_dir):
+        trainer = CoritTrainer(
+            model=model,
+            args=args,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            data_collator=collator,
+            compute_metrics=validation_metrics(real_label_id(model)) if eval_dataset is not None else None,
+        )
     if early_stopping_patience:
         trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=early_stopping_patience))
     if args.disable_tqdm:
