@@ -207,7 +207,7 @@ def test_console_script_predicts_in_a_real_subprocess(model_dir, image_folder, t
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["evaluate", "/no/such/model"], "cannot load a model"),
+        (["evaluate", "/no/such/model"], "model /no/such/model: no such folder."),
         (["predict", "/no/such/model", "/no/such/image.png"], "does not exist"),
         (["train", "--data", "/no/such/folder"], "no such folder"),
         (["train", "--batch-size", "0"], "--batch-size must be positive"),

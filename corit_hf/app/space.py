@@ -23,6 +23,7 @@ from transformers.image_processing_utils import BaseImageProcessor
 
 from ..data import FAMILIES, ImageLoadError, open_image
 from ..evaluation.scoring import fake_probability
+from ..models.loading import first_line, quiet_weight_loading, resolve_model
 from ..models.modeling_corit import CLIP_MEAN, CLIP_STD, CoritForImageClassification
 from ..video.frames import is_video_path
 
@@ -81,11 +82,13 @@ class Detector:
 
 def load_detector(source: str) -> Detector:
     """Load a CoRIT model folder or Hub repo id; ValueError/OSError with the reason when it is not one."""
-    config = AutoConfig.from_pretrained(source)
+    location = resolve_model(source)
+    config = AutoConfig.from_pretrained(location)
     if config.model_type != "corit":
         raise ValueError(f"{source} holds a {config.model_type!r} model, not a CoRIT ('corit') model.")
-    model = CoritForImageClassification.from_pretrained(source).eval()
-    return Detector(model=model, processor=AutoImageProcessor.from_pretrained(source), source=source)
+    with quiet_weight_loading():
+        model = CoritForImageClassification.from_pretrained(location).eval()
+    return Detector(model=model, processor=AutoImageProcessor.from_pretrained(location), source=source)
 
 
 def model_views(pixel_values: torch.Tensor) -> list[np.ndarray]:
@@ -290,8 +293,7 @@ def model_problem(source: str | None) -> tuple[Detector | None, str | None]:
     try:
         return load_detector(source), None
     except Exception as error:  # any load failure (missing, corrupt, wrong model) becomes the page's message
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        return None, f"**Could not load the model `{source}`** (from `{MODEL_ENV}`): {reason}"
+        return None, f"**Could not load the model `{source}`** (from `{MODEL_ENV}`): {first_line(error)}"
 
 
 class OneOrMoreFiles(ListFiles):

@@ -180,6 +180,7 @@ def predict(args: argparse.Namespace) -> int:
     from ..evaluation.predict_prepared import predict_prepared
     from ..evaluation.scoring import load_detector
     from ..files import atomic_target
+    from ..video.frames import import_av, is_video_path
 
     check_positive(batch_size=args.batch_size)
     file_format = prediction_format(args.output, args.format)
@@ -188,6 +189,8 @@ def predict(args: argparse.Namespace) -> int:
     if not paths and not prepared:
         raise FileNotFoundError(f"no image or video files found in {' '.join(args.paths)}.")
     options = frame_options(args)
+    if any(is_video_path(path) for path in paths):
+        import_av()  # a missing video extra stops here, before the model loads
     model, image_processor = load_detector(args.model)
     rows, skipped = predict_files(
         model, image_processor, paths, args.batch_size, args.threshold, options=options, per_frame=args.per_frame

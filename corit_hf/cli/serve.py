@@ -1,6 +1,7 @@
 """`corit serve`: the demo app, locally."""
 
 import argparse
+import os
 
 
 def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
@@ -22,8 +23,22 @@ def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    """Handler of `corit serve`: blocks until the server stops."""
-    from ..app.space import build_demo, launch
+    """Handler of `corit serve`: checks the demo extra and the model, then blocks until the server stops."""
+    from ..extras import import_extra
 
-    launch(build_demo(args.model), server_name=args.host, server_port=args.port, share=args.share == "on")
+    import_extra("gradio", "demo", "corit serve needs Gradio")
+    from ..app.space import MODEL_ENV, build_demo, launch
+    from ..models.loading import resolve_model
+
+    source = args.model if args.model is not None else os.environ.get(MODEL_ENV)
+    demo = build_demo(resolve_model(source) if source else None)
+    share = args.share == "on"
+    _, local_url, share_url = launch(
+        demo, server_name=args.host, server_port=args.port, share=share, quiet=True, prevent_thread_lock=True
+    )
+    # quiet: Gradio's own lines name `share=True` in `launch()`; these name the flag (it prints a public URL itself)
+    print(f"* Running on local URL:  {local_url}")
+    if not share:
+        print("* To create a public link, run `corit serve` with --share on.")
+    demo.block_thread()
     return 0

@@ -22,6 +22,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..files import write_json
+from ..video.frames import import_av
 from .plan import Plan, plan_preparation
 from .prepared_format import (
     FORMAT,
@@ -119,6 +120,8 @@ def prepare_planned(
     for root in plan.sources:
         if output == root or root in output.parents:
             raise ValueError(f"the output {output} is inside the source {root}; choose a folder outside it.")
+    if plan.videos and not (output / PREPARE_FILE).is_file():
+        import_av()  # a missing video extra stops here, before any work
     start = time.perf_counter()
     with _storage_errors(output), _locked(output):
         if _reusable(output, plan, options, overwrite):

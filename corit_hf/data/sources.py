@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
+from ..extras import install_hint
 from .images import open_image
 
 
@@ -53,7 +54,11 @@ def _skimage_photos() -> dict[str, np.ndarray]:
     try:
         from skimage import data
     except ImportError:
-        logger.info("scikit-image is not installed: the benchmark uses the scikit-learn and matplotlib photos only.")
+        logger.warning(
+            "scikit-image is not installed, so the built-in benchmark uses the scikit-learn and matplotlib photos "
+            "only (other images, other scores than with it); for the full set: %s.",
+            install_hint("data"),
+        )
         return {}
     photos = {}
     for name in SKIMAGE_PHOTOS:

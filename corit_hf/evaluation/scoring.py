@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from transformers import AutoImageProcessor, AutoModelForImageClassification, PreTrainedModel, default_data_collator
 
 from ..data import ForensicCollator
+from ..models.loading import first_line, quiet_weight_loading, resolve_model
 from .collapse import DEFAULT_MARGIN, DEFAULT_THRESHOLD, SCORE_NAMES, collapse_report
 from .video_scores import VIDEO_PREFIX, video_report
 
@@ -28,12 +29,13 @@ def load_detector(model_path: str) -> tuple[PreTrainedModel, object]:
 
     Raises FileNotFoundError with a one-line reason when there is no loadable model at `model_path`.
     """
+    source = resolve_model(model_path)
     try:
-        model = AutoModelForImageClassification.from_pretrained(model_path)
-        image_processor = AutoImageProcessor.from_pretrained(model_path)
-    except (OSError, ValueError) as error:  # missing files, unreachable Hub, not a model folder
-        reason = str(error).strip().splitlines()[0]
-        raise FileNotFoundError(f"cannot load a model from {model_path!r}: {reason}") from None
+        with quiet_weight_loading():
+            model = AutoModelForImageClassification.from_pretrained(source)
+        image_processor = AutoImageProcessor.from_pretrained(source)
+    except (OSError, ValueError) as error:  # missing or corrupt files, not an image classifier
+        raise FileNotFoundError(f"cannot load a model from {model_path!r}: {first_line(error)}") from None
     return model.eval(), image_processor
 
 

@@ -22,6 +22,7 @@ from huggingface_hub.utils import validate_repo_id
 from ..evaluation.collapse import SCORE_NAMES
 from ..evaluation.scoring import EVAL_RESULTS_FILE
 from ..models.configuration_corit import CoritConfig
+from ..models.loading import model_folder
 from ..resources import PACKAGE_DIR, card_template, shared_folder
 from ..training.run import GSNR_FILE, METRICS_FILE
 
@@ -58,9 +59,7 @@ class UploadPlan:
 
 def plan_model_upload(model_dir: str | Path) -> UploadPlan:
     """The allow-listed files of a saved model folder; refuses folders without config or safetensors weights."""
-    model_dir = Path(model_dir)
-    if not (model_dir / "config.json").is_file():
-        raise FileNotFoundError(f"{model_dir} is not a saved model folder (no config.json).")
+    model_dir = model_folder(str(model_dir))
     weights = sorted(path for pattern in WEIGHT_FILES for path in model_dir.glob(pattern))
     if not any(path.suffix == ".safetensors" for path in weights):
         raise ValueError(

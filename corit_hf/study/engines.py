@@ -17,6 +17,8 @@ from typing import Protocol
 import torch
 from transformers.utils import logging as transformers_logging
 
+from ..extras import import_extra
+
 
 RunKey = tuple[str, float, int]
 """One run of the study: (configuration, rho, seed)."""
@@ -181,11 +183,7 @@ class RayEngine:
 
 def import_ray():
     """The `ray` module, or a clear error naming the extra that installs it."""
-    try:
-        import ray
-    except ImportError:
-        raise ValueError("--engine ray needs Ray: pip install 'corit-hf[ray]'.") from None
-    return ray
+    return import_extra("ray", "ray", "--engine ray needs Ray")
 
 
 def check_reachable(address: str | None, timeout: float = RAY_CONNECT_TIMEOUT) -> None:

@@ -23,6 +23,7 @@ from ..evaluation.scoring import batch_collator, fake_probability, is_fake, real
 from ..files import write_json, write_text_atomic
 from ..models.configuration_corit import CoritConfig
 from ..models.finetuning import apply_finetuning
+from ..models.loading import quiet_weight_loading
 from ..models.modeling_corit import CoritForImageClassification, image_processor_for
 from ..prior.registry import resolve_backbone
 from .augmentation import AugmentationConfig, AugmentedDataset
@@ -55,7 +56,8 @@ def build_detector(
     backbone = resolve_backbone(backbone)
     set_seed(seed)
     if backbone:
-        return CoritForImageClassification.from_clip(backbone, **overrides)
+        with quiet_weight_loading():
+            return CoritForImageClassification.from_clip(backbone, **overrides)
     return CoritForImageClassification(CoritConfig.from_preset(preset, **overrides))
 
 

