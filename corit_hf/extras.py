@@ -19,6 +19,7 @@ EXTRAS = {
     "demo": "Gradio: the demo app of `corit serve` and the Space",
     "video": "PyAV and MTCNN on onnxruntime: videos and --faces",
     "ray": "Ray Core: `corit study --engine ray` on a cluster",
+    "tracking": "TensorBoard: `--report-to tensorboard` of `corit train` and `corit study`",
 }
 """Extra -> what it brings (README's "Set up" table lists the same)."""
 

@@ -242,3 +242,18 @@ def test_serve_names_the_share_flag_not_gradio_launch(workdir, model_dir, monkey
     assert "* To create a public link, run `corit serve` with --share on." in output.out
     assert "* Running on local URL:  http://127.0.0.1:" in output.out
     assert "share=True" not in output.out + output.err and "Loading weights" not in output.err
+
+
+def test_benchmark_writes_a_folder_that_trains_and_refuses_to_overwrite(workdir, capsys):
+    from corit_hf.data import load_forensic_folder
+
+    argv = ["benchmark", "--output", "toy-data", "--n-train", "8", "--n-test", "4", "--size", "32"]
+    assert main(argv) == 0
+    assert "Wrote the benchmark to toy-data (train 8, validation 4, test_diffusion 4" in capsys.readouterr().out
+    folder = load_forensic_folder("toy-data")
+    assert folder.dataset["train"]["label"].count(1) == 4
+    assert {"train", "validation", "test_gan", "test_splice"} <= set(folder.dataset)
+    assert main(argv) == 2
+    assert "toy-data is not empty" in capsys.readouterr().err
+    assert main(["benchmark", "--output", "other", "--train-family", "nope"]) == 2
+    assert "--train-family 'nope' is not a family" in capsys.readouterr().err

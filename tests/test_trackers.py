@@ -9,6 +9,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from corit_hf.cli import main
+from corit_hf.extras import install_hint
 
 
 TINY_DATA = ["--n-train", "16", "--n-test", "8", "--batch-size", "8"]
@@ -77,8 +78,8 @@ def test_a_missing_tracker_package_is_one_line_naming_what_to_install(command, t
     assert main([command, "--report-to", "tensorboard", "--output-dir", str(output)]) == 2
     errors = capsys.readouterr().err
     assert errors == (
-        f"corit {command}: error: --report-to tensorboard needs tensorboard, which is not installed: "
-        "pip install tensorboard\n"
+        f"corit {command}: error: --report-to tensorboard needs TensorBoard, from the `tracking` extra: "
+        f"{install_hint('tracking')}.\n"
     )
     assert not output.exists()
 

@@ -4,6 +4,7 @@ import argparse
 import sys
 
 from .. import __version__
+from .benchmark import add_benchmark_command
 from .distill import add_distill_command
 from .experiments import add_evaluate_command, add_predict_command, add_study_command, add_train_command
 from .hub import add_push_command, add_push_metric_command, add_push_space_command
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Each entry adds one subcommand: `add_X_command(subparsers)` defines its flags and sets `handler`, a function
 # taking the parsed args and returning the exit code. Handlers import heavy modules lazily so --help stays fast.
 COMMANDS = (
+    add_benchmark_command,
     add_prepare_command,
     add_train_command,
     add_evaluate_command,

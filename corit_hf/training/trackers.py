@@ -10,6 +10,8 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from ..extras import missing_extra
+
 
 TENSORBOARD = "tensorboard"
 LOGGING_DIR_ENV = "TENSORBOARD_LOGGING_DIR"
@@ -48,6 +50,8 @@ def reporting_integrations(report_to: str | list[str], logging_dir: str | None =
         if name not in INTEGRATION_TO_CALLBACK:
             known = ", ".join(["all", "none", *INTEGRATION_TO_CALLBACK])
             raise ValueError(f"--report-to {name}: no such Trainer integration; choose from {known}.")
+        if name == TENSORBOARD and name not in available:
+            raise missing_extra("tracking", f"--report-to {name} needs TensorBoard")
         if name in PACKAGES and name not in available:
             package = PACKAGES[name]
             raise ValueError(f"--report-to {name} needs {package}, which is not installed: pip install {package}")
