@@ -210,9 +210,9 @@ def test_console_script_predicts_in_a_real_subprocess(model_dir, image_folder, t
         (["evaluate", "/no/such/model"], "cannot load a model"),
         (["predict", "/no/such/model", "/no/such/image.png"], "does not exist"),
         (["train", "--data", "/no/such/folder"], "no such folder"),
-        (["train", "--batch-size", "0"], "--batch-size must be positive"),
-        (["study", "--sam-ascent-every", "0"], "--sam-ascent-every must be positive"),
-        (["study", "--rhos", "0.5", "1"], "must include 0"),
+        (["train", "--batch-size", "0"], "--batch-size must be an integer >= 1"),
+        (["study", "--sam-ascent-every", "0"], "--sam-ascent-every must be an integer >= 1"),
+        (["study", "--rhos", "0.5", "1"], "--rhos must include 0"),
         (["predict", "/no/such/model", ".", "--output", "out.xlsx"], "--format"),
     ],
 )

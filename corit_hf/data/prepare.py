@@ -114,7 +114,7 @@ def prepare_planned(
     """`prepare_dataset` for a plan made already (the cache names its folder after the plan's key)."""
     num_proc = num_proc or os.cpu_count() or 1
     if num_proc < 1:
-        raise ValueError(f"--num-proc must be positive, got {num_proc}.")
+        raise ValueError(f"num_proc must be positive, got {num_proc}.")
     output = Path(output).resolve()
     for root in plan.sources:
         if output == root or root in output.parents:

@@ -53,11 +53,11 @@ class PrepareOptions:
 
     def __post_init__(self):
         if self.frames < 1:
-            raise ValueError(f"--frames must be positive, got {self.frames}.")
+            raise ValueError(f"frames must be positive, got {self.frames}.")
         if self.size < 1:
-            raise ValueError(f"--size must be positive, got {self.size}.")
+            raise ValueError(f"size must be positive, got {self.size}.")
         if self.face_fallback not in FALLBACKS:
-            raise ValueError(f"--face-fallback must be one of {', '.join(FALLBACKS)}, got {self.face_fallback!r}.")
+            raise ValueError(f"face_fallback must be one of {', '.join(FALLBACKS)}, got {self.face_fallback!r}.")
 
     def recorded(self) -> dict:
         """The options as written to prepare.json, with the face detector's settings when faces are cropped."""

@@ -30,7 +30,7 @@ class FrameOptions:
 
     def __post_init__(self):
         if self.frames < 1:
-            raise ValueError(f"--frames must be positive, got {self.frames}.")
+            raise ValueError(f"frames must be positive, got {self.frames}.")
         if self.aggregate not in AGGREGATES:
             raise ValueError(f"the frame aggregate must be one of {sorted(AGGREGATES)}, got {self.aggregate!r}.")
 
