@@ -155,7 +155,7 @@ def test_predict_skips_corrupt_files_and_writes_the_rest(model_dir, image_folder
         assert row["label"] == ("fake" if float(row["fake_probability"]) > 0.5 else "real")
     errors = capsys.readouterr().err
     broken = image_folder / "broken.png"
-    assert f"corit predict: skipped {broken}: not a recognised image file" in errors.splitlines()
+    assert f"corit predict: skipped {broken}: not a recognised image or video file" in errors.splitlines()
     assert errors.count(str(broken)) == 1  # the file is named once, not again inside the reason
     assert "notes.txt" not in errors
 

@@ -75,7 +75,7 @@ class PrepareSummary:
         lines = [f"{done}: {self.files} source files{earlier} -> {self.output}"]
         lines.append("  rows: " + (", ".join(f"{name} {count}" for name, count in self.rows.items()) or "none"))
         lines.append("  files: " + ", ".join(f"{status} {count}" for status, count in self.statuses.most_common()))
-        lines += [f"  {record['file']}: {record['status']}: {record['reason']}" for record in self.problems]
+        lines += [f"  {record['file']}: {record['reason']}" for record in self.problems]
         problems = sum(count for status, count in self.statuses.items() if status != "ok")
         if problems > len(self.problems):
             lines.append(f"  ... {problems - len(self.problems)} more")

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 
 from datasets import ClassLabel, Features, Image, Sequence, Value
 
+from ..bad_files import PROBLEMS
 from ..defaults import PREPARE_SIZE, VIDEO_FRAMES
 from ..video.face_frames import FACE_TRIES
 from ..video.faces import CROP_SCALE, FALLBACKS, MIN_FACE_FRACTION, MIN_FACE_SIZE, STAGE_THRESHOLDS
@@ -25,18 +26,9 @@ WORK_DIR = ".prepare"
 STATUSES = {
     "ok": "every row it should give",
     "partial": "fewer frames than asked (a short video), or frames or an image kept whole without a face",
-    "no_face": "no face in the image or in any sampled frame (and --face-fallback skip, or a video)",
-    "not_found": "listed (DFDC metadata) but missing",
-    "unreadable": "the file could not be read (permissions, an I/O error)",
-    "empty": "an empty file",
-    "not_media": "not a recognised image or video",
-    "no_video": "a media file without a video stream (audio only)",
-    "truncated": "cut short: fewer frames or bytes than its header says",
-    "too_large": "above the pixel limit (decompression bombs, corrupt headers)",
-    "decode_error": "corrupt data that the decoder refused",
-    "crashed": "its decoding killed the worker process preparing it, twice (the second time alone)",
+    **PROBLEMS,
 }
-"""Every status of a source file's record, with what it means."""
+"""Every status of a source file's record: ok, partial, or a kind of bad file, as every command words it."""
 
 
 @dataclass(frozen=True)
