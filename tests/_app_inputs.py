@@ -34,9 +34,9 @@ def bad_inputs(directory: Path) -> dict[str, tuple[Path, str]]:
     huge = directory / "huge.png"
     Image.new("1", (20000, 20000)).save(huge)  # 400 megapixels, ~50 kB compressed
     return {
-        "text renamed .png": (renamed, "not a recognised image file"),
+        "text renamed .png": (renamed, "not a recognised image or video file"),
         "truncated JPEG": (truncated, "truncated"),
-        "20000x20000": (huge, "400000000 pixels"),
+        "20000x20000": (huge, "too large (400 megapixels, above the limit of 64 megapixels)"),
     }
 
 

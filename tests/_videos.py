@@ -99,6 +99,17 @@ def write_audio_only(path: Path, seconds: float = 0.5) -> Path:
     return path
 
 
+def remux(source: Path, target: Path, **options) -> Path:
+    """Copy a video's packets into a new MP4 (muxer `options`, e.g. the index first with movflags=faststart)."""
+    with av.open(str(source)) as reader, av.open(str(target), "w", options=options) as writer:
+        stream = writer.add_stream_from_template(reader.streams.video[0])
+        for packet in reader.demux(reader.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                writer.mux(packet)
+    return target
+
+
 def place_clips(clips, root, files: dict[str, int]):
     """Copy the real (0) or fake (1) clip to each relative path of `files`."""
     for relative, label in files.items():

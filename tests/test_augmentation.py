@@ -71,8 +71,8 @@ def test_augmentation_reaches_only_the_training_split(train_split, tmp_path):
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--blur-prob", "1.5"], "blur_prob must be a probability"),
-        (["--jpeg-quality", "50", "120"], "jpeg_quality must be a range"),
+        (["--blur-prob", "1.5"], "--blur-prob must be a number in [0, 1]"),
+        (["--jpeg-quality", "50", "120"], "--jpeg-quality must be an integer in [1, 100]"),
         (["--early-stopping-patience", "2"], "needs --eval-steps"),
         (["--save-steps", "3", "--eval-steps", "2"], "multiple of --eval-steps"),
     ],

@@ -155,7 +155,7 @@ def test_predict_skips_corrupt_files_and_writes_the_rest(model_dir, image_folder
         assert row["label"] == ("fake" if float(row["fake_probability"]) > 0.5 else "real")
     errors = capsys.readouterr().err
     broken = image_folder / "broken.png"
-    assert f"corit predict: skipped {broken}: not a recognised image file" in errors.splitlines()
+    assert f"corit predict: skipped {broken}: not a recognised image or video file" in errors.splitlines()
     assert errors.count(str(broken)) == 1  # the file is named once, not again inside the reason
     assert "notes.txt" not in errors
 
@@ -210,9 +210,9 @@ def test_console_script_predicts_in_a_real_subprocess(model_dir, image_folder, t
         (["evaluate", "/no/such/model"], "model /no/such/model: no such folder."),
         (["predict", "/no/such/model", "/no/such/image.png"], "does not exist"),
         (["train", "--data", "/no/such/folder"], "no such folder"),
-        (["train", "--batch-size", "0"], "--batch-size must be positive"),
-        (["study", "--sam-ascent-every", "0"], "--sam-ascent-every must be positive"),
-        (["study", "--rhos", "0.5", "1"], "must include 0"),
+        (["train", "--batch-size", "0"], "--batch-size must be an integer >= 1"),
+        (["study", "--sam-ascent-every", "0"], "--sam-ascent-every must be an integer >= 1"),
+        (["study", "--rhos", "0.5", "1"], "--rhos must include 0"),
         (["predict", "/no/such/model", ".", "--output", "out.xlsx"], "--format"),
     ],
 )

@@ -226,7 +226,7 @@ def test_every_status_of_broken_files_is_recorded(clips, tmp_path):
     records = _records(tmp_path / "out")
     assert {name: record["status"] for name, record in records.items()} == {
         "fake/audio.mp4": "no_video",
-        "fake/cut.mp4": "decode_error",
+        "fake/cut.mp4": "not_media",
         "fake/empty.mp4": "empty",
         "fake/notes.txt": "not_media",
         "fake/vfr.mp4": "ok",
@@ -241,7 +241,9 @@ def test_every_status_of_broken_files_is_recorded(clips, tmp_path):
         records["fake/short.mp4"]["reason"] == "the video has only 2 frames" and records["fake/short.mp4"]["rows"] == 2
     )
     assert "no video stream" in records["fake/audio.mp4"]["reason"]
-    assert summary.rows == {"test": 4 + 2 + 4 + 4} and "fake/cut.mp4: decode_error" in str(summary)
+    assert summary.rows == {"test": 4 + 2 + 4 + 4} and "fake/cut.mp4: not a recognised image or video file" in str(
+        summary
+    )
     rows = open_prepared(tmp_path / "out")["test"]
     phone = [row for row in rows if row["file"] == "real/phone.mp4"]
     assert {(row["width"], row["height"], row["image"].size) for row in phone} == {(48, 64, (48, 64))}  # upright
@@ -263,7 +265,7 @@ def test_a_file_that_crashes_its_decoder_is_recorded_and_the_others_prepared(tmp
     records = _records(tmp_path / "out")
     crashed = {name: record for name, record in records.items() if record["status"] != "ok"}
     assert list(crashed) == ["1_fake/1.png"] and crashed["1_fake/1.png"]["status"] == "crashed"
-    assert len(records) == 4 and summary.rows == {"test": 3} and "1_fake/1.png: crashed" in str(summary)
+    assert len(records) == 4 and summary.rows == {"test": 3} and "1_fake/1.png: its decoding killed" in str(summary)
     assert sorted(open_prepared(tmp_path / "out")["test"]["file"]) == ["0_real/0.png", "0_real/1.png", "1_fake/0.png"]
 
 

@@ -146,7 +146,7 @@ def test_good_files_are_analysed_beside_bad_ones(client, workdir, bad_files):
 
     status, results, _, _ = analyse(client, photo_png(workdir / "good.png"), bad)
 
-    assert status.startswith("Analysed 1 image.") and "notes.png: not a recognised image file" in status
+    assert status.startswith("Analysed 1 image.") and "notes.png: not a recognised image or video file" in status
     assert [row[0] for row in results["data"]] == ["good.png"]
 
 

@@ -13,6 +13,7 @@ from _videos import (
     forge_region,
     grace_hopper,
     moving_crops,
+    remux,
     write_audio_only,
     write_video,
 )
@@ -45,7 +46,7 @@ def videos(tmp_path_factory):
         "text": folder / "text.mp4",
         "truncated": folder / "truncated.mp4",
     }
-    made["faststart"] = _remux(made["face"], folder / "faststart.mp4", movflags="faststart")
+    made["faststart"] = remux(made["face"], folder / "faststart.mp4", movflags="faststart")
     whole = made["faststart"].read_bytes()
     (folder / "faststart_truncated.mp4").write_bytes(whole[: len(whole) * 2 // 3])  # index first, data cut
     made["faststart_truncated"] = folder / "faststart_truncated.mp4"
@@ -58,19 +59,6 @@ def videos(tmp_path_factory):
     whole = made["face"].read_bytes()
     made["truncated"].write_bytes(whole[: len(whole) // 2])
     return made
-
-
-def _remux(source, target, **options):
-    """Copy a video's packets into a new MP4 (muxer `options`, e.g. the index first with movflags=faststart)."""
-    import av
-
-    with av.open(str(source)) as reader, av.open(str(target), "w", options=options) as writer:
-        stream = writer.add_stream_from_template(reader.streams.video[0])
-        for packet in reader.demux(reader.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = stream
-                writer.mux(packet)
-    return target
 
 
 def test_frames_are_sampled_evenly_and_short_videos_give_all_frames(videos):
@@ -115,10 +103,10 @@ def test_rotation_metadata_is_applied(tmp_path, rotation):
     "name, reason",
     [
         ("empty", "empty file"),
-        ("text", "not a readable video"),
-        ("truncated", "not a readable video"),
-        ("faststart_truncated", r"truncated: only \d+ of its 12 frames are in the file"),
-        ("corrupt", "not a readable video|corrupt video stream"),
+        ("text", "not a recognised image or video file"),
+        ("truncated", "not a recognised image or video file"),
+        ("faststart_truncated", r"truncated \(only \d+ of its 12 frames are in the file\)"),
+        ("corrupt", "not a recognised image or video file|cannot be decoded"),
         ("audio", r"no video stream \(streams: audio\)"),
     ],
 )
@@ -221,7 +209,7 @@ def test_predict_scores_videos_and_images_and_skips_bad_files(tiny_model, videos
     assert float(face_rows[0]["fake_probability"]) == pytest.approx(np.mean(frame_probabilities), abs=1e-6)
     assert [row["frame_time"] for row in face_rows[1:]] == ["0.0", "0.4", "0.7", "1.1"]
     stderr = capsys.readouterr().err
-    assert f"skipped {videos['text']}: not a readable video" in stderr
+    assert f"skipped {videos['text']}: not a recognised image or video file" in stderr
     assert f"skipped {videos['audio']}: no video stream" in stderr
 
 
@@ -232,7 +220,7 @@ def test_predict_with_faces_counts_faces_and_skips_faceless_videos(tiny_model, v
     assert main([*args, "--output", str(output)]) == 1
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert len(rows) == 1 and rows[0]["frames"] == 3 and rows[0]["faces"] == 3
-    assert "no face found in any of its 3 sampled frames" in capsys.readouterr().err
+    assert "no face found (in any of its 3 sampled frames)" in capsys.readouterr().err
     assert main([*args[:-2], "--output", str(output)]) == 0  # fallback "whole": both scored
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert [(row["frames"], row["faces"]) for row in rows] == [(3, 3), (3, 0)]

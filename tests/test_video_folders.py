@@ -100,7 +100,7 @@ def test_dfdc_reads_labels_and_splits_from_metadata_and_skips_bad_videos(clips, 
         "test": {"part_1/ccc.mp4": 1},
     }
     reasons = dict(report.skipped)
-    assert reasons[str(root / "part_0" / "broken.mp4")].startswith("not a readable video")
+    assert reasons[str(root / "part_0" / "broken.mp4")] == "not a recognised image or video file"
     assert reasons[str(root / "part_0" / "missing.mp4")] == "file not found"
 
 

@@ -180,7 +180,7 @@ def label_strip(strip: np.ndarray, captions: list[str]) -> Image.Image:
 
 def readable_error(error: ImageLoadError, path: str) -> str:
     """The loader's reason, naming the file by its uploaded name rather than the server's temp path."""
-    return str(error).replace(path, Path(path).name)
+    return f"{Path(path).name}: {error.reason}"
 
 
 def analyse_videos(detector: Detector, paths: list[str], output_dir: Path) -> tuple[list, list, list[str]]:

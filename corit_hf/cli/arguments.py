@@ -3,6 +3,7 @@
 import argparse
 
 from .. import defaults
+from .values import COUNT, COUNT_OR_ZERO, NON_NEGATIVE, PROBABILITY, OrderedPair, number, preset
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, training: bool, subsets: bool = False) -> None:
@@ -33,7 +34,7 @@ def add_data_arguments(parser: argparse.ArgumentParser, training: bool, subsets:
     if training:
         group.add_argument(
             "--val-fraction",
-            type=float,
+            type=number(float, 0, 1, high_open=True),
             metavar="F",
             help="share of the training data held out for validation, class by class (videos whole), seed 0: a "
             "--data folder with only real/fake class folders trains on the rest (default: "
@@ -51,13 +52,13 @@ def add_data_arguments(parser: argparse.ArgumentParser, training: bool, subsets:
         subset = "or a seeded, class-balanced subset of --data's {} (with videos: N videos)"
         group.add_argument(
             "--n-train",
-            type=int,
+            type=COUNT,
             metavar="N",
             help=f"benchmark training images, {subset.format('train split')} (default: {defaults.N_TRAIN}; all)",
         )
         group.add_argument(
             "--n-test",
-            type=int,
+            type=COUNT,
             metavar="N",
             help=f"benchmark images per test split, {subset.format('scored splits, each')} "
             f"(default: {defaults.N_TEST}; all)",
@@ -65,10 +66,10 @@ def add_data_arguments(parser: argparse.ArgumentParser, training: bool, subsets:
         return
     if training:
         group.add_argument(
-            "--n-train", type=int, default=defaults.N_TRAIN, help="benchmark training images (default: %(default)s)"
+            "--n-train", type=COUNT, default=defaults.N_TRAIN, help="benchmark training images (default: %(default)s)"
         )
     group.add_argument(
-        "--n-test", type=int, default=defaults.N_TEST, help="benchmark images per test split (default: %(default)s)"
+        "--n-test", type=COUNT, default=defaults.N_TEST, help="benchmark images per test split (default: %(default)s)"
     )
 
 
@@ -77,7 +78,7 @@ def add_frame_arguments(parser: argparse.ArgumentParser, aggregate: bool) -> Non
     group = parser.add_argument_group("videos and faces")
     group.add_argument(
         "--frames",
-        type=int,
+        type=COUNT,
         metavar="N",
         help=f"frames sampled per video, evenly in time (default: {defaults.VIDEO_FRAMES}; on prepared data: as "
         "prepared, and N below that uses N of them, evenly)",
@@ -108,6 +109,7 @@ def add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
         "--preset",
+        type=preset,
         default="tiny",
         help="random-init backbone shape: tiny, clip-vit-b16 or clip-vit-l14 (default: %(default)s)",
     )
@@ -125,16 +127,27 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     add_backbone_arguments(group)
     group.add_argument("--baseline", action="store_true", help="all CoRIT mechanisms off: the plain CLIP linear probe")
     group.add_argument("--no-rrm", action="store_true", help="turn the Region Refinement Mask off (keep all patches)")
-    group.add_argument("--rsi-strength", type=float, metavar="BETA", help="Regional Signal Injection beta (0 = off)")
     group.add_argument(
-        "--hri-layers", type=int, nargs="+", metavar="I", help="hidden-state indices HRI averages (-1 alone = off)"
+        "--rsi-strength", type=NON_NEGATIVE, metavar="BETA", help="Regional Signal Injection beta (0 = off)"
     )
-    group.add_argument("--keep-ratio", type=float, metavar="R", help="fraction of patches RRM keeps, in (0, 1]")
+    group.add_argument(
+        "--hri-layers",
+        type=number(int),
+        nargs="+",
+        metavar="I",
+        help="hidden-state indices HRI averages (-1 alone = off)",
+    )
+    group.add_argument(
+        "--keep-ratio",
+        type=number(float, 0, 1, low_open=True),
+        metavar="R",
+        help="fraction of patches RRM keeps, in (0, 1]",
+    )
     group.add_argument(
         "--finetune", choices=("full", "layernorm", "lora"), default="full", help="what trains (default: %(default)s)"
     )
     group.add_argument(
-        "--lora-rank", type=int, default=8, help="LoRA rank with --finetune lora (default: %(default)s)"
+        "--lora-rank", type=COUNT, default=8, help="LoRA rank with --finetune lora (default: %(default)s)"
     )
 
 
@@ -150,38 +163,52 @@ def add_augmentation_arguments(parser: argparse.ArgumentParser) -> None:
         f"size and a horizontal flip (default: {defaults.AUGMENT_FOLDER} with --data, {defaults.AUGMENT_BENCHMARK} "
         "on the built-in benchmark)",
     )
-    group.add_argument("--blur-prob", type=float, metavar="P", help="probability of the blur (default: 0.5)")
-    group.add_argument("--blur-sigma", type=float, nargs=2, metavar=("MIN", "MAX"), help="sigma range (default: 0 3)")
-    group.add_argument("--jpeg-prob", type=float, metavar="P", help="probability of the JPEG step (default: 0.5)")
+    group.add_argument("--blur-prob", type=PROBABILITY, metavar="P", help="probability of the blur (default: 0.5)")
     group.add_argument(
-        "--jpeg-quality", type=int, nargs=2, metavar=("MIN", "MAX"), help="quality range (default: 30 100)"
+        "--blur-sigma",
+        type=NON_NEGATIVE,
+        nargs=2,
+        action=OrderedPair,
+        metavar=("MIN", "MAX"),
+        help="sigma range (default: 0 3)",
     )
-    group.add_argument("--flip-prob", type=float, metavar="P", help="probability of the flip (default: 0.5)")
+    group.add_argument(
+        "--jpeg-prob", type=PROBABILITY, metavar="P", help="probability of the JPEG step (default: 0.5)"
+    )
+    group.add_argument(
+        "--jpeg-quality",
+        type=number(int, 1, 100),
+        nargs=2,
+        action=OrderedPair,
+        metavar=("MIN", "MAX"),
+        help="quality range (default: 30 100)",
+    )
+    group.add_argument("--flip-prob", type=PROBABILITY, metavar="P", help="probability of the flip (default: 0.5)")
 
 
 def add_long_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Checkpoints, resume, validation during training, early stopping and the input pipeline of `corit train`."""
     group = parser.add_argument_group("long runs")
-    group.add_argument("--save-steps", type=int, metavar="N", help="save a checkpoint every N steps (default: none)")
+    group.add_argument("--save-steps", type=COUNT, metavar="N", help="save a checkpoint every N steps (default: none)")
     group.add_argument(
         "--resume", action="store_true", help="continue from the latest complete checkpoint in --output-dir"
     )
     group.add_argument(
         "--eval-steps",
-        type=int,
+        type=COUNT,
         metavar="N",
         help="score the validation split (AUC, AP, accuracy) every N steps; the saved model is then the best "
         "checkpoint by validation AUC (checkpoints every N steps unless --save-steps says otherwise)",
     )
     group.add_argument(
         "--early-stopping-patience",
-        type=int,
+        type=COUNT,
         metavar="K",
         help="stop after K evaluations without a better validation AUC (needs --eval-steps)",
     )
     group.add_argument(
         "--workers",
-        type=int,
+        type=COUNT_OR_ZERO,
         metavar="N",
         help="DataLoader worker processes that decode and augment images (default: the CPUs per training process "
         "minus one, at most 8; 0 = in the training process)",
@@ -212,7 +239,7 @@ def add_ascent_every_argument(parser: argparse.ArgumentParser | argparse._Argume
     """`--sam-ascent-every K`: LookSAM, a full two-pass SAM step every K optimizer steps."""
     parser.add_argument(
         "--sam-ascent-every",
-        type=int,
+        type=COUNT,
         default=1,
         metavar="K",
         help="LookSAM: a full two-pass SAM step every K steps, one pass reusing its ascent in between "

@@ -3,6 +3,7 @@
 import argparse
 
 from .. import defaults
+from .values import COUNT, SEED
 
 
 def add_benchmark_command(subparsers: argparse._SubParsersAction) -> None:
@@ -27,17 +28,17 @@ def add_benchmark_command(subparsers: argparse._SubParsersAction) -> None:
         "(default: %(default)s)",
     )
     parser.add_argument(
-        "--n-train", type=int, default=defaults.N_TRAIN, metavar="N", help="train images (default: %(default)s)"
+        "--n-train", type=COUNT, default=defaults.N_TRAIN, metavar="N", help="train images (default: %(default)s)"
     )
     parser.add_argument(
         "--n-test",
-        type=int,
+        type=COUNT,
         default=defaults.N_TEST,
         metavar="N",
         help="images in validation and in each test split (default: %(default)s)",
     )
-    parser.add_argument("--size", type=int, default=64, metavar="PX", help="image side (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+    parser.add_argument("--size", type=COUNT, default=64, metavar="PX", help="image side (default: %(default)s)")
+    parser.add_argument("--seed", type=SEED, default=0, help="default: %(default)s")
     parser.set_defaults(handler=run_benchmark)
 
 
@@ -47,9 +48,6 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
     if args.train_family not in FAMILIES:
         raise ValueError(f"--train-family {args.train_family!r} is not a family; choose from {', '.join(FAMILIES)}.")
-    for flag, value in (("--n-train", args.n_train), ("--n-test", args.n_test), ("--size", args.size)):
-        if value < 2:
-            raise ValueError(f"{flag} must be at least 2, got {value}.")
     dataset = build_benchmark(
         args.train_family, n_train=args.n_train, n_test=args.n_test, size=args.size, seed=args.seed
     )

@@ -11,8 +11,6 @@ from pathlib import Path
 
 from .settings import (
     augment_name,
-    check_positive,
-    check_training_counts,
     dataloader_workers,
     frame_options,
     learning_rate,
@@ -46,9 +44,6 @@ def train(args: argparse.Namespace) -> int:
     )
     from ..training.trackers import tensorboard_folder, tensorboard_hint
 
-    check_training_counts(args)
-    check_positive(save_steps=args.save_steps, eval_steps=args.eval_steps)
-    check_positive(early_stopping_patience=args.early_stopping_patience)
     if args.early_stopping_patience and not args.eval_steps:
         raise ValueError("--early-stopping-patience needs --eval-steps (it counts evaluations without a better AUC).")
     augmentation = training_augmentation(args)
@@ -132,7 +127,6 @@ def evaluate(args: argparse.Namespace) -> int:
     from ..files import write_json
     from ..training.run import load_data, load_test_data
 
-    check_positive(batch_size=args.batch_size, n_test=args.n_test)
     perturbations = parse_perturbations(args.perturb or [])
     model, image_processor = load_detector(args.model)
     output = Path(args.output) if args.output else _model_folder(args.model) / EVAL_RESULTS_FILE
@@ -182,7 +176,6 @@ def predict(args: argparse.Namespace) -> int:
     from ..files import atomic_target
     from ..video.frames import import_av, is_video_path
 
-    check_positive(batch_size=args.batch_size)
     file_format = prediction_format(args.output, args.format)
     prepared = [path for path in args.paths if is_prepared(path)]
     paths = collect_image_paths(path for path in args.paths if path not in prepared)
@@ -225,7 +218,6 @@ def study(args: argparse.Namespace) -> int:
     from ..study.run import StudySettings, run_study
     from ..training.trackers import tensorboard_hint
 
-    check_training_counts(args)
     engine = _study_engine(args)
     frame_options(args)  # checks the frame flags and the video extra before any data is prepared
     settings = StudySettings(
@@ -277,9 +269,7 @@ def _study_data_workers(args: argparse.Namespace, engine) -> int:
         return 0
     if args.data_workers is None and not isinstance(engine, LocalEngine):
         return max(0, min(MAX_DEFAULT_WORKERS, int(engine.cpus_per_run) - 1))
-    return dataloader_workers(
-        args.data_workers, engine.workers if isinstance(engine, LocalEngine) else None, "--data-workers"
-    )
+    return dataloader_workers(args.data_workers, engine.workers if isinstance(engine, LocalEngine) else None)
 
 
 def _study_engine(args: argparse.Namespace):

@@ -3,6 +3,7 @@
 import argparse
 
 from .. import defaults
+from .values import COUNT, COUNT_OR_ZERO, NON_NEGATIVE, POSITIVE, SEED, number, preset
 
 
 def add_distill_command(subparsers: argparse._SubParsersAction) -> None:
@@ -26,35 +27,39 @@ def add_distill_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--teacher-file", metavar="PTH", help="the EfficientNet-Lite0 .pth (default: from the installed package)"
     )
-    parser.add_argument("--preset", default=defaults.DISTILL_PRESET, help="student shape (default: %(default)s)")
     parser.add_argument(
-        "--n-crops", type=int, default=defaults.DISTILL_N_CROPS, help="training crops (default: %(default)s)"
+        "--preset", type=preset, default=defaults.DISTILL_PRESET, help="student shape (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--n-crops", type=COUNT, default=defaults.DISTILL_N_CROPS, help="training crops (default: %(default)s)"
     )
     parser.add_argument(
         "--n-holdout-crops",
-        type=int,
+        type=COUNT_OR_ZERO,
         default=defaults.DISTILL_N_HOLDOUT_CROPS,
         help="held-out crops (default: %(default)s)",
     )
-    parser.add_argument("--epochs", type=int, default=defaults.DISTILL_EPOCHS, help="default: %(default)s")
-    parser.add_argument("--batch-size", type=int, default=defaults.DISTILL_BATCH_SIZE, help="default: %(default)s")
+    parser.add_argument("--epochs", type=COUNT, default=defaults.DISTILL_EPOCHS, help="default: %(default)s")
+    parser.add_argument("--batch-size", type=COUNT, default=defaults.DISTILL_BATCH_SIZE, help="default: %(default)s")
     parser.add_argument(
-        "--lr", type=float, default=defaults.DISTILL_LEARNING_RATE, help="AdamW (default: %(default)s)"
+        "--lr", type=NON_NEGATIVE, default=defaults.DISTILL_LEARNING_RATE, help="AdamW (default: %(default)s)"
     )
-    parser.add_argument("--temperature", type=float, default=defaults.DISTILL_TEMPERATURE, help="default: %(default)s")
+    parser.add_argument(
+        "--temperature", type=POSITIVE, default=defaults.DISTILL_TEMPERATURE, help="default: %(default)s"
+    )
     parser.add_argument(
         "--teacher-size",
-        type=int,
+        type=COUNT,
         default=defaults.DISTILL_TEACHER_SIZE,
         help="teacher input pixels (default: %(default)s)",
     )
     parser.add_argument(
         "--holdout-fraction",
-        type=float,
+        type=number(float, 0, 1, high_open=True),
         default=defaults.DISTILL_HOLDOUT_FRACTION,
         help="share of --images held out, by name (default: %(default)s)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+    parser.add_argument("--seed", type=SEED, default=0, help="default: %(default)s")
     parser.set_defaults(handler=run_distill)
 
 

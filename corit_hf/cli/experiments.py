@@ -13,6 +13,7 @@ from .arguments import (
     add_model_arguments,
     add_tracking_arguments,
 )
+from .values import COUNT, COUNT_OR_ZERO, NON_NEGATIVE, POSITIVE, PROBABILITY, SEED, number
 
 
 def add_train_command(subparsers: argparse._SubParsersAction) -> None:
@@ -31,29 +32,31 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> None:
     add_frame_arguments(parser, aggregate=False)
     add_model_arguments(parser)
     group = parser.add_argument_group("optimization")
-    group.add_argument("--rho", type=float, help="SAM radius; 0 = plain training (default: 0.05)")
+    group.add_argument("--rho", type=NON_NEGATIVE, help="SAM radius; 0 = plain training (default: 0.05)")
     group.add_argument("--adaptive", action="store_true", help="adaptive SAM (ASAM)")
     add_ascent_every_argument(group)
     group.add_argument(
         "--gsnr-every",
-        type=int,
+        type=COUNT_OR_ZERO,
         default=defaults.GSNR_EVERY,
         help="log GSNR every N steps, 0 = off (default: %(default)s)",
     )
     group.add_argument("--gsnr-estimator", choices=("microbatch", "per_sample"), default="microbatch")
-    group.add_argument("--gsnr-chunks", type=int, default=8, help="chunks per batch for GSNR (default: %(default)s)")
+    group.add_argument("--gsnr-chunks", type=COUNT, default=8, help="chunks per batch for GSNR (default: %(default)s)")
     length = group.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=float, default=defaults.EPOCHS, help="training epochs (default: %(default)s)")
-    length.add_argument("--max-steps", type=int, help="optimizer steps (overrides --epochs)")
-    group.add_argument("--batch-size", type=int, default=defaults.BATCH_SIZE, help="default: %(default)s")
+    length.add_argument(
+        "--epochs", type=POSITIVE, default=defaults.EPOCHS, help="training epochs (default: %(default)s)"
+    )
+    length.add_argument("--max-steps", type=COUNT, help="optimizer steps (overrides --epochs)")
+    group.add_argument("--batch-size", type=COUNT, default=defaults.BATCH_SIZE, help="default: %(default)s")
     group.add_argument(
         "--lr",
-        type=float,
+        type=NON_NEGATIVE,
         help=f"learning rate (default: {defaults.LEARNING_RATE:g}, or {defaults.LEARNING_RATE_PRETRAINED:g} "
         "with --backbone CLIP weights)",
     )
     group.add_argument(
-        "--seed", type=int, default=0, help="model init, data order, augmentation and benchmark seed (default: 0)"
+        "--seed", type=SEED, default=0, help="model init, data order, augmentation and benchmark seed (default: 0)"
     )
     group.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision (where the hardware has it)")
     add_augmentation_arguments(parser)
@@ -81,18 +84,18 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model", metavar="MODEL", help="a model folder (from `corit train`) or a Hub repo id")
     add_data_arguments(parser, training=False)
     add_frame_arguments(parser, aggregate=True)
-    parser.add_argument("--seed", type=int, default=0, help="benchmark seed, as used in training (default: 0)")
+    parser.add_argument("--seed", type=SEED, default=0, help="benchmark seed, as used in training (default: 0)")
     parser.add_argument("--splits", nargs="+", metavar="SPLIT", help="splits to score (default: every test* split)")
-    parser.add_argument("--batch-size", type=int, default=64, help="default: %(default)s")
+    parser.add_argument("--batch-size", type=COUNT, default=64, help="default: %(default)s")
     parser.add_argument(
         "--threshold",
-        type=float,
+        type=PROBABILITY,
         default=defaults.THRESHOLD,
         help="fake probability above which an image is 'fake'; exactly at it is 'real' (default: %(default)s)",
     )
     parser.add_argument(
         "--margin",
-        type=float,
+        type=number(float, 0, 0.5),
         default=defaults.MARGIN,
         help="AUC distance from 0.5 that is chance (default: %(default)s)",
     )
@@ -135,11 +138,11 @@ def add_predict_command(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--threshold",
-        type=float,
+        type=PROBABILITY,
         default=defaults.THRESHOLD,
         help="fake probability above which an image is 'fake'; exactly at it is 'real' (default: %(default)s)",
     )
-    parser.add_argument("--batch-size", type=int, default=32, help="default: %(default)s")
+    parser.add_argument("--batch-size", type=COUNT, default=32, help="default: %(default)s")
     parser.add_argument("--output", metavar="FILE", help="output file, .csv or .jsonl (default: stdout)")
     parser.add_argument("--format", choices=("csv", "jsonl"), help="output format (default: from --output, else csv)")
     parser.set_defaults(handler=command_handler("predict"))
@@ -164,7 +167,7 @@ def add_study_command(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--rhos",
-        type=float,
+        type=NON_NEGATIVE,
         nargs="+",
         default=list(defaults.STUDY_RHOS),
         metavar="RHO",
@@ -179,7 +182,12 @@ def add_study_command(subparsers: argparse._SubParsersAction) -> None:
         help=f"configurations, from {', '.join(defaults.CONFIG_NAMES)} (default: all)",
     )
     parser.add_argument(
-        "--seeds", type=int, nargs="+", default=list(defaults.STUDY_SEEDS), metavar="SEED", help="default: %(default)s"
+        "--seeds",
+        type=SEED,
+        nargs="+",
+        default=list(defaults.STUDY_SEEDS),
+        metavar="SEED",
+        help="default: %(default)s",
     )
     add_backbone_arguments(parser)
     parser.add_argument(
@@ -197,24 +205,26 @@ def add_study_command(subparsers: argparse._SubParsersAction) -> None:
     )
     add_frame_arguments(parser, aggregate=False)
     parser.add_argument(
-        "--max-steps", type=int, default=defaults.STUDY_MAX_STEPS, help="steps per run (default: %(default)s)"
+        "--max-steps", type=COUNT, default=defaults.STUDY_MAX_STEPS, help="steps per run (default: %(default)s)"
     )
-    parser.add_argument("--batch-size", type=int, default=defaults.STUDY_BATCH_SIZE, help="default: %(default)s")
+    parser.add_argument("--batch-size", type=COUNT, default=defaults.STUDY_BATCH_SIZE, help="default: %(default)s")
     parser.add_argument(
         "--lr",
-        type=float,
+        type=NON_NEGATIVE,
         help=f"AdamW learning rate (default: {defaults.LEARNING_RATE:g}, or {defaults.LEARNING_RATE_PRETRAINED:g} "
         "with --backbone CLIP weights, as `corit train`)",
     )
     parser.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision (where the hardware has it)")
     parser.add_argument("--adaptive", action="store_true", help="adaptive SAM (ASAM) instead of SAM")
     add_ascent_every_argument(parser)
-    parser.add_argument("--gsnr-every", type=int, default=defaults.STUDY_GSNR_EVERY, help="default: %(default)s")
+    parser.add_argument(
+        "--gsnr-every", type=COUNT_OR_ZERO, default=defaults.STUDY_GSNR_EVERY, help="default: %(default)s"
+    )
     add_engine_arguments(parser)
     add_tracking_arguments(parser, "OUTPUT_DIR/runs; each run in a subfolder named like its cell: corit_rho0.05_seed0")
     parser.add_argument(
         "--data-workers",
-        type=int,
+        type=COUNT_OR_ZERO,
         metavar="N",
         help="DataLoader worker processes per run that read and augment --data images (default: the CPUs per "
         "run minus one, at most 8: CPUs / --workers locally, --cpus-per-run on Ray; 0 on the benchmark, which is "
@@ -243,7 +253,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--workers",
-        type=int,
+        type=COUNT,
         help="local: runs trained in parallel, CPUs / N torch threads each (default: the CPU count, at most 4)",
     )
     group.add_argument(
@@ -254,12 +264,12 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--gpus-per-run",
-        type=float,
+        type=NON_NEGATIVE,
         metavar="N",
         help="ray: GPUs per run, may be a fraction (default: 1 if the cluster has GPUs, else 0)",
     )
     group.add_argument(
-        "--cpus-per-run", type=float, metavar="N", help="ray: CPUs (and torch threads) per run (default: 1)"
+        "--cpus-per-run", type=POSITIVE, metavar="N", help="ray: CPUs (and torch threads) per run (default: 1)"
     )
 
 

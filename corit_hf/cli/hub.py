@@ -4,6 +4,7 @@ import argparse
 import sys
 
 from .arguments import add_hub_arguments
+from .values import repo_id
 
 
 def add_push_command(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +19,9 @@ def add_push_command(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("model_dir", metavar="MODEL_DIR", help="a folder written by `corit train` or save_pretrained")
-    parser.add_argument("--repo-id", required=True, metavar="ORG/NAME", help="the model repo (created if missing)")
+    parser.add_argument(
+        "--repo-id", required=True, type=repo_id, metavar="ORG/NAME", help="the model repo (created if missing)"
+    )
     parser.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing")
     parser.add_argument("--revision", metavar="BRANCH", help="commit to this branch (created from main if missing)")
     add_hub_arguments(parser)
@@ -36,8 +39,12 @@ def add_push_space_command(subparsers: argparse._SubParsersAction) -> None:
             "Space variable CORIT_MODEL."
         ),
     )
-    parser.add_argument("--repo-id", required=True, metavar="ORG/NAME", help="the Space repo (created if missing)")
-    parser.add_argument("--model", required=True, metavar="ORG/MODEL", help="the model repo the Space serves")
+    parser.add_argument(
+        "--repo-id", required=True, type=repo_id, metavar="ORG/NAME", help="the Space repo (created if missing)"
+    )
+    parser.add_argument(
+        "--model", required=True, type=repo_id, metavar="ORG/MODEL", help="the model repo the Space serves"
+    )
     parser.add_argument("--space-dir", help="the Space folder (default: spaces/corit-demo of this source checkout)")
     add_hub_arguments(parser)
     parser.set_defaults(handler=run_push_space)
@@ -54,7 +61,9 @@ def add_push_metric_command(subparsers: argparse._SubParsersAction) -> None:
             "evaluate.load('ORG/NAME') and the widget work without corit-hf being on a package index."
         ),
     )
-    parser.add_argument("--repo-id", required=True, metavar="ORG/NAME", help="the Space repo (created if missing)")
+    parser.add_argument(
+        "--repo-id", required=True, type=repo_id, metavar="ORG/NAME", help="the Space repo (created if missing)"
+    )
     add_hub_arguments(parser)
     parser.set_defaults(handler=run_push_metric)
 

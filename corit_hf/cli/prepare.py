@@ -4,6 +4,7 @@ import argparse
 import sys
 
 from .. import defaults
+from .values import COUNT
 
 
 def add_prepare_command(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +30,7 @@ def add_prepare_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", required=True, metavar="DIR", help="the prepared dataset folder to write")
     parser.add_argument(
         "--frames",
-        type=int,
+        type=COUNT,
         default=defaults.VIDEO_FRAMES,
         metavar="N",
         help="frames per video, evenly in time; commands can later use fewer of them (default: %(default)s)",
@@ -48,7 +49,7 @@ def add_prepare_command(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--size",
-        type=int,
+        type=COUNT,
         default=defaults.PREPARE_SIZE,
         metavar="PX",
         help="side of face crops and shorter side of frames as stored (default: %(default)s)",
@@ -60,7 +61,7 @@ def add_prepare_command(subparsers: argparse._SubParsersAction) -> None:
         "folder that needs no SOURCE, for another machine or for push_to_hub",
     )
     parser.add_argument(
-        "--num-proc", type=int, metavar="N", help="worker processes (default: the CPU count; same result for any)"
+        "--num-proc", type=COUNT, metavar="N", help="worker processes (default: the CPU count; same result for any)"
     )
     parser.add_argument(
         "--overwrite", action="store_true", help="replace a preparation in DIR made with other options or sources"

@@ -3,6 +3,8 @@
 import argparse
 import os
 
+from .values import PORT
+
 
 def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
     """`corit serve [MODEL]`: run the demo app locally."""
@@ -15,7 +17,7 @@ def add_serve_command(subparsers: argparse._SubParsersAction) -> None:
         "model", nargs="?", metavar="MODEL", help="model folder or Hub repo id (default: $CORIT_MODEL)"
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=7860, help="port to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=PORT, default=7860, help="port to listen on (default: %(default)s)")
     parser.add_argument(
         "--share", choices=("on", "off"), default="off", help="also open a public gradio.live link (default: off)"
     )

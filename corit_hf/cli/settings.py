@@ -74,14 +74,12 @@ def learning_rate(args: argparse.Namespace) -> float:
     return defaults.LEARNING_RATE_PRETRAINED if clip_weights else defaults.LEARNING_RATE
 
 
-def dataloader_workers(requested: int | None, processes: int | None = None, flag: str = "--workers") -> int:
+def dataloader_workers(requested: int | None, processes: int | None = None) -> int:
     """DataLoader workers: `requested`, else `default_workers` for this many training processes (default: the
     LOCAL_WORLD_SIZE torchrun sets)."""
     from ..training.run import default_workers
 
     if requested is not None:
-        if requested < 0:
-            raise ValueError(f"{flag} must be 0 or more, got {requested}.")
         return requested
     return default_workers(processes or int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
@@ -133,23 +131,3 @@ def prepared_request(args: argparse.Namespace) -> dict:
         "face_fallback": args.face_fallback,
         "prepared_cache": args.cache_dir,
     }
-
-
-def check_training_counts(args: argparse.Namespace) -> None:
-    """The counts `train` and `study` share must be positive, and --val-fraction in [0, 1)."""
-    if args.val_fraction is not None and not 0 <= args.val_fraction < 1:
-        raise ValueError(f"--val-fraction must be at least 0 and below 1, got {args.val_fraction}.")
-    check_positive(
-        batch_size=args.batch_size,
-        n_train=args.n_train,
-        n_test=args.n_test,
-        max_steps=args.max_steps,
-        sam_ascent_every=args.sam_ascent_every,
-    )
-
-
-def check_positive(**values: int | None) -> None:
-    """Every given count must be a positive integer (None = not set)."""
-    for name, value in values.items():
-        if value is not None and value <= 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}.")

@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Value
 
+from ..bad_files import PROBLEMS
 from ..video.frames import VideoLoadError, is_video_path
 from ..video.inputs import FrameOptions, PreparedFrames, prepare_images, prepare_video
 from .images import DEFAULT_MAX_PIXELS, ImageLoadError, open_image
@@ -246,7 +247,7 @@ def _video_entries(path: Path, options: FrameOptions, frame_size: int | None) ->
     try:
         prepared = prepare_video(path, options)
     except VideoLoadError as error:
-        return [], str(error).removeprefix(f"{path}: "), 0
+        return [], error.reason, 0
     without_face = prepared.sampled - prepared.faces if options.faces else 0
     return _stored(prepared, frame_size), "", without_face
 
@@ -262,8 +263,8 @@ def _image_entries(
     try:
         prepared = prepare_images([open_image(path, max_pixels)], [0.0], options)
     except ImageLoadError as error:
-        return [], str(error).removeprefix(f"{path}: "), 0
-    return _stored(prepared, frame_size), "no face found", 1 - prepared.faces
+        return [], error.reason, 0
+    return _stored(prepared, frame_size), PROBLEMS["no_face"], 1 - prepared.faces
 
 
 def _stored(prepared: PreparedFrames, frame_size: int | None) -> list[dict]:
@@ -280,7 +281,7 @@ def _image_entry(path: Path, max_pixels: int) -> tuple[dict | None, str]:
     try:
         image, unchanged, _ = open_unchanged(path, max_pixels)
     except ImageLoadError as error:
-        return None, str(error).removeprefix(f"{path}: ")
+        return None, error.reason
     if unchanged:
         return {"path": str(path), "bytes": None}, ""
     return {"path": None, "bytes": png_bytes(image)}, ""  # datasets would prefer an existing path to bytes

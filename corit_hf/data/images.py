@@ -6,6 +6,7 @@ truncated downloads and files that are not images at all. Every loader, the CLI 
 """
 
 import os
+import re
 import struct
 import warnings
 from typing import IO
@@ -13,25 +14,21 @@ from typing import IO
 import numpy as np
 from PIL import Image, ImageOps
 
+from ..bad_files import UnusableFile, over_limit
+
 
 DEFAULT_MAX_PIXELS = 64_000_000
 """Refuse images above 64 megapixels: larger files are almost always decompression bombs or scans."""
 
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, TypeError, struct.error, Image.DecompressionBombError)
+"""What PIL raises on files it cannot use (`UnidentifiedImageError` and `FileNotFoundError` are OSErrors)."""
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
-class ImageLoadError(ValueError):
-    """An image could not be used: unreadable, truncated, not an image, or above the pixel limit.
-
-    `status` names the kind of failure for preparation records: not_found, not_media, truncated, too_large or
-    decode_error.
-    """
-
-    def __init__(self, message: str, status: str = "decode_error"):
-        super().__init__(message)
-        self.status = status
+class ImageLoadError(UnusableFile):
+    """An image could not be used: not found, unreadable, empty, not an image, truncated, above the pixel limit or
+    undecodable; `status` and `reason` word it as `bad_files.PROBLEMS` does for every command."""
 
 
 def open_image(
@@ -39,7 +36,8 @@ def open_image(
 ) -> Image.Image:
     """Open `source` as an upright RGB image (EXIF orientation applied, alpha composited on white).
 
-    The pixel count is checked from the header before any pixel is decoded, so oversized files cost nothing.
+    The pixel count is checked from the header before any pixel is decoded, so oversized files cost nothing
+    (`max_pixels` replaces PIL's decompression-bomb warning; its error, far above, is `too_large` as well).
     Raises `ImageLoadError` with the reason for anything that cannot be used.
     """
     name = _describe(source)
@@ -47,20 +45,34 @@ def open_image(
         if isinstance(source, Image.Image):
             return _decode(source, max_pixels, name)
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(source) as image:
                 return _decode(image, max_pixels, name)
-    except ImageLoadError:
-        raise
-    except Image.UnidentifiedImageError:
-        raise ImageLoadError(f"{name}: not a recognised image file", "not_media") from None
-    except FileNotFoundError:
-        raise ImageLoadError(f"{name}: file not found", "not_found") from None
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
-        raise ImageLoadError(f"{name}: refused as a decompression bomb ({error})", "too_large") from None
     except _DECODE_ERRORS as error:
-        status = "truncated" if "truncated" in str(error) else "decode_error"
-        raise ImageLoadError(f"{name}: corrupt or truncated image data ({error})", status) from None
+        raise load_error(source, error, max_pixels) from None
+
+
+def load_error(
+    source: str | os.PathLike | IO[bytes] | Image.Image, error: Exception, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> ImageLoadError:
+    """The `ImageLoadError` for an exception PIL raised opening or decoding `source`: its kind and wording."""
+    name = _describe(source)
+    if isinstance(error, ImageLoadError):
+        return error
+    if isinstance(error, Image.UnidentifiedImageError):
+        empty = isinstance(source, (str, os.PathLike)) and os.path.getsize(source) == 0
+        return ImageLoadError(name, "empty" if empty else "not_media")
+    if isinstance(error, FileNotFoundError):
+        return ImageLoadError(name, "not_found")
+    if isinstance(error, Image.DecompressionBombError):
+        pixels = re.search(r"\((\d+) pixels\)", str(error))  # PIL's message is the only place it says the size
+        limit = min(max_pixels, Image.MAX_IMAGE_PIXELS or max_pixels)
+        return ImageLoadError(name, "too_large", over_limit(int(pixels[1]), limit) if pixels else str(error))
+    if isinstance(error, OSError) and error.errno is not None:  # from the system (permissions, I/O), not PIL
+        return ImageLoadError(name, "unreadable", error.strerror or "")
+    if "truncated" in str(error).lower():
+        return ImageLoadError(name, "truncated")
+    return ImageLoadError(name, "decode_error", str(error))
 
 
 def _decode(image: Image.Image, max_pixels: int, name: str) -> Image.Image:
@@ -83,13 +95,9 @@ def _check_size(size: tuple[int, int], max_pixels: int, name: str) -> None:
     """Refuse empty images and images above `max_pixels`, from the size alone."""
     width, height = size
     if width < 1 or height < 1:
-        raise ImageLoadError(f"{name}: empty image ({width}x{height})")
+        raise ImageLoadError(name, "decode_error", f"the image is {width}x{height} pixels")
     if width * height > max_pixels:
-        raise ImageLoadError(
-            f"{name}: {width}x{height} = {width * height / 1e6:.1f} megapixels is above the limit of "
-            f"{max_pixels / 1e6:.1f} megapixels (raise max_pixels to accept it)",
-            "too_large",
-        )
+        raise ImageLoadError(name, "too_large", over_limit(width * height, max_pixels))
 
 
 def _to_rgb(image: Image.Image, name: str) -> Image.Image:
@@ -105,7 +113,7 @@ def _to_rgb(image: Image.Image, name: str) -> Image.Image:
     try:
         return image.convert("RGB")
     except ValueError as error:
-        raise ImageLoadError(f"{name}: cannot convert mode {image.mode} to RGB ({error})") from None
+        raise ImageLoadError(name, "decode_error", f"cannot convert mode {image.mode} to RGB: {error}") from None
 
 
 def _scale_to_uint8(values: np.ndarray, mode: str) -> np.ndarray:

@@ -76,7 +76,7 @@ class PrepareSummary:
         lines = [f"{done}: {self.files} source files{earlier} -> {self.output}"]
         lines.append("  rows: " + (", ".join(f"{name} {count}" for name, count in self.rows.items()) or "none"))
         lines.append("  files: " + ", ".join(f"{status} {count}" for status, count in self.statuses.most_common()))
-        lines += [f"  {record['file']}: {record['status']}: {record['reason']}" for record in self.problems]
+        lines += [f"  {record['file']}: {record['reason']}" for record in self.problems]
         problems = sum(count for status, count in self.statuses.items() if status != "ok")
         if problems > len(self.problems):
             lines.append(f"  ... {problems - len(self.problems)} more")
@@ -115,7 +115,7 @@ def prepare_planned(
     """`prepare_dataset` for a plan made already (the cache names its folder after the plan's key)."""
     num_proc = num_proc or os.cpu_count() or 1
     if num_proc < 1:
-        raise ValueError(f"--num-proc must be positive, got {num_proc}.")
+        raise ValueError(f"num_proc must be positive, got {num_proc}.")
     output = Path(output).resolve()
     for root in plan.sources:
         if output == root or root in output.parents:

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 
 from datasets import ClassLabel, Features, Image, Sequence, Value
 
+from ..bad_files import PROBLEMS
 from ..defaults import PREPARE_SIZE, VIDEO_FRAMES
 from ..video.face_frames import FACE_TRIES
 from ..video.faces import CROP_SCALE, FALLBACKS, MIN_FACE_FRACTION, MIN_FACE_SIZE, STAGE_THRESHOLDS
@@ -26,18 +27,9 @@ WORK_DIR = ".prepare"
 STATUSES = {
     "ok": "every row it should give",
     "partial": "fewer frames than asked (a short video), or frames or an image kept whole without a face",
-    "no_face": "no face in the image or in any sampled frame (and --face-fallback skip, or a video)",
-    "not_found": "listed (DFDC metadata) but missing",
-    "unreadable": "the file could not be read (permissions, an I/O error)",
-    "empty": "an empty file",
-    "not_media": "not a recognised image or video",
-    "no_video": "a media file without a video stream (audio only)",
-    "truncated": "cut short: fewer frames or bytes than its header says",
-    "too_large": "above the pixel limit (decompression bombs, corrupt headers)",
-    "decode_error": "corrupt data that the decoder refused",
-    "crashed": "its decoding killed the worker process preparing it, twice (the second time alone)",
+    **PROBLEMS,
 }
-"""Every status of a source file's record, with what it means."""
+"""Every status of a source file's record: ok, partial, or a kind of bad file, as every command words it."""
 
 
 @dataclass(frozen=True)
@@ -55,11 +47,11 @@ class PrepareOptions:
 
     def __post_init__(self):
         if self.frames < 1:
-            raise ValueError(f"--frames must be positive, got {self.frames}.")
+            raise ValueError(f"frames must be positive, got {self.frames}.")
         if self.size < 1:
-            raise ValueError(f"--size must be positive, got {self.size}.")
+            raise ValueError(f"size must be positive, got {self.size}.")
         if self.face_fallback not in FALLBACKS:
-            raise ValueError(f"--face-fallback must be one of {', '.join(FALLBACKS)}, got {self.face_fallback!r}.")
+            raise ValueError(f"face_fallback must be one of {', '.join(FALLBACKS)}, got {self.face_fallback!r}.")
 
     def recorded(self) -> dict:
         """The options as written to prepare.json, with the face detector's settings when faces are cropped."""

@@ -5,14 +5,12 @@ This is what the worker processes of `corit prepare` run. A record says what bec
 replaced. Nothing here raises for bad input: a file that cannot be used gives no rows and a record saying why.
 """
 
-import os
 from pathlib import Path
 from typing import NamedTuple
 
+from ..bad_files import PROBLEMS, UnusableFile, problem
 from ..video.faces import FaceDetector
-from ..video.frames import VideoLoadError
 from ..video.inputs import FrameOptions, PreparedFrames, prepare_images, prepare_video
-from .images import ImageLoadError
 from .prepared_format import PrepareOptions
 from .storage import open_unchanged, png_bytes, stored_size
 
@@ -39,29 +37,29 @@ class FileResult(NamedTuple):
 def prepare_file(task: SourceFile, root: str, options: PrepareOptions, detector: FaceDetector | None) -> FileResult:
     """Prepare one source file under `root`; bad files give no rows and a record with their status and reason."""
     path = Path(root, task.path)
-    record = _record(task)
     try:
-        if os.path.getsize(path) == 0:
-            return FileResult(task.index, [], {**record, "status": "empty", "rows": 0, "reason": "empty file"})
         rows, details = (_video_rows if task.video else _image_rows)(path, task.path, options, detector)
-    except (ImageLoadError, VideoLoadError) as error:
-        reason = str(error).removeprefix(f"{path}: ")
-        return FileResult(task.index, [], {**record, "status": error.status, "rows": 0, "reason": reason})
+    except UnusableFile as error:
+        return _unusable(task, error.status, error.detail)
     except FileNotFoundError:
-        return FileResult(task.index, [], {**record, "status": "not_found", "rows": 0, "reason": "file not found"})
+        return _unusable(task, "not_found")
     except OSError as error:
-        reason = error.strerror or str(error)
-        return FileResult(task.index, [], {**record, "status": "unreadable", "rows": 0, "reason": reason})
+        return _unusable(task, "unreadable", error.strerror or str(error))
     except Exception as error:  # decoders raise many kinds of errors on corrupt files: one file must not stop a run
-        reason = f"{type(error).__name__}: {error}"
-        return FileResult(task.index, [], {**record, "status": "decode_error", "rows": 0, "reason": reason})
-    return FileResult(task.index, rows, {**record, "rows": len(rows), **details})
+        return _unusable(task, "decode_error", f"{type(error).__name__}: {error}")
+    return FileResult(task.index, rows, {**_record(task), "rows": len(rows), **details})
 
 
 def crashed_result(task: SourceFile) -> FileResult:
     """The record of a file whose decoding killed the process preparing it, even alone (`workers.py`)."""
-    reason = "the process preparing it died, alone with it (a crash in a decoder, or out of memory)"
-    return FileResult(task.index, [], {**_record(task), "status": "crashed", "rows": 0, "reason": reason})
+    return _unusable(task, "crashed")
+
+
+def _unusable(task: SourceFile, status: str, detail: str = "") -> FileResult:
+    """No rows, and a record with the file's kind of problem in the wording every command uses."""
+    return FileResult(
+        task.index, [], {**_record(task), "status": status, "rows": 0, "reason": problem(status, detail)}
+    )
 
 
 def _record(task: SourceFile) -> dict:
@@ -82,10 +80,10 @@ def _image_rows(path: Path, name: str, options: PrepareOptions, detector: FaceDe
     if options.faces:
         prepared = prepare_images([image], [0.0], _frame_options(options), detector)
         if not prepared.images:
-            return [], {"status": "no_face", "reason": "no face found"}
+            return [], {"status": "no_face", "reason": PROBLEMS["no_face"]}
         rows = [{**row, **original} for row in _frame_rows(prepared, options, video=False)]
         if prepared.faces == 0:
-            return rows, {"status": "partial", "reason": "no face found; kept whole"}
+            return rows, {"status": "partial", "reason": f"{PROBLEMS['no_face']}; kept whole"}
         return rows, {"status": "ok", "reason": ""}
     if unchanged:
         stored = {"path": name, "bytes": path.read_bytes()} if options.embed else {"path": str(path), "bytes": None}

@@ -13,6 +13,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
+from ..bad_files import PROBLEMS
 from ..data import ImageLoadError, open_image
 from ..video.frames import VIDEO_SUFFIXES, VideoLoadError, is_video_path
 from ..video.inputs import AGGREGATES, FrameOptions, PreparedFrames, prepare_images, prepare_video
@@ -69,15 +70,10 @@ def predict_files(
             try:
                 rows[index] = _video_rows(model, image_processor, path, batch_size, threshold, options, per_frame)
             except VideoLoadError as error:
-                skipped.append((path, skip_reason(path, error)))
+                skipped.append((path, error.reason))
             bar.update(1)
     bar.close()
     return [row for index in sorted(rows) for row in rows[index]], skipped
-
-
-def skip_reason(path: Path, error: Exception) -> str:
-    """Why a file was skipped, without the file name the loaders' errors start with (the caller prints it)."""
-    return str(error).removeprefix(f"{path}: ")
 
 
 def _readable_batches(
@@ -91,13 +87,13 @@ def _readable_batches(
             try:
                 item = prepare_images([open_image(path)], [0.0], options)
             except ImageLoadError as error:
-                skipped.append((path, skip_reason(path, error)))
+                skipped.append((path, error.reason))
                 continue
             if item.images:
                 opened.append((index, path))
                 prepared.append(item)
             else:
-                skipped.append((path, "no face found"))
+                skipped.append((path, PROBLEMS["no_face"]))
         yield opened, prepared, skipped
 
 

@@ -68,11 +68,11 @@ def _file_rows(
 
 
 def _unused_files(folder: Path) -> list[tuple[Path, str]]:
-    """(path, status: reason) of every source file the preparation gave no rows."""
+    """(path, reason) of every source file the preparation gave no rows."""
     roots = source_roots(folder)
     with open(folder / RECORDS_FILE) as records:
         return [
-            (roots[record["source"]] / record["file"], f"{record['status']}: {record['reason']}")
+            (roots[record["source"]] / record["file"], record["reason"])
             for record in map(json.loads, records)
             if record["rows"] == 0
         ]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageFilter
 
+from ..data.images import load_error
 from ..data.sources import bundled_photos
 from ..evaluation.predict import collect_image_paths
 
@@ -62,7 +63,7 @@ def load_pool_image(path: os.PathLike) -> np.ndarray | None:
             image = image.convert("RGBA")
             image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
-        logger.warning("Skipping %s: %s", path, error)
+        logger.warning("Skipping %s", load_error(path, error))
         return None
     if min(image.size) < MIN_SIDE:
         return None

@@ -64,9 +64,9 @@ class DistillSettings:
             raise ValueError(f"Unknown preset {self.preset!r}; choose one of {sorted(PRESETS)}.")
         for name in ("n_crops", "epochs", "batch_size", "teacher_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}.")
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}.")
         if not 0.0 <= self.holdout_fraction < 1.0:
-            raise ValueError(f"holdout-fraction must be in [0, 1), got {self.holdout_fraction}.")
+            raise ValueError(f"holdout_fraction must be in [0, 1), got {self.holdout_fraction}.")
         self.images = [str(path) for path in self.images]
 
     def label_settings(self) -> dict:

@@ -86,7 +86,7 @@ class LocalEngine:
     def __post_init__(self):
         self.workers = self.workers or default_workers()
         if self.workers < 1:
-            raise ValueError(f"--workers must be positive, got {self.workers}.")
+            raise ValueError(f"workers must be positive, got {self.workers}.")
 
     def run(self, train: TrainRun, splits: dict, keys: list[RunKey]) -> Iterator[tuple[RunKey, dict | RunFailure]]:
         if self.workers == 1:
@@ -138,9 +138,9 @@ class RayEngine:
 
     def __post_init__(self):
         if self.cpus_per_run <= 0:
-            raise ValueError(f"--cpus-per-run must be positive, got {self.cpus_per_run:g}.")
+            raise ValueError(f"cpus_per_run must be positive, got {self.cpus_per_run:g}.")
         if self.gpus_per_run is not None and self.gpus_per_run < 0:
-            raise ValueError(f"--gpus-per-run must be at least 0, got {self.gpus_per_run:g}.")
+            raise ValueError(f"gpus_per_run must be at least 0, got {self.gpus_per_run:g}.")
         import_ray()  # a missing extra fails here, before any work
         check_reachable(self.address)
 

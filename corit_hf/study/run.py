@@ -93,9 +93,9 @@ class StudySettings:
         if unknown:
             raise ValueError(f"Unknown configuration(s) {unknown}; choose from {sorted(CONFIGURATIONS)}.")
         if 0.0 not in self.rhos:
-            raise ValueError(f"The rho grid must include 0 (the reference run of COR), got {self.rhos}.")
-        if min(self.rhos) < 0:
-            raise ValueError(f"rho must be >= 0, got {self.rhos}.")
+            raise ValueError(f"rhos must include 0 (the reference run of COR), got {self.rhos}.")
+        if not all(math.isfinite(rho) and rho >= 0 for rho in self.rhos):
+            raise ValueError(f"rhos must be finite numbers >= 0, got {self.rhos}.")
         if self.finetuning not in FINETUNING_MODES:
             raise ValueError(f"finetuning must be one of {FINETUNING_MODES}, got {self.finetuning!r}.")
         self.rhos = sorted(set(float(rho) for rho in self.rhos))

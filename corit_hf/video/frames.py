@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..bad_files import UnusableFile, over_limit
 from ..defaults import VIDEO_FRAMES as DEFAULT_FRAMES
 from ..extras import import_extra
 
@@ -22,16 +23,9 @@ MAX_FRAME_PIXELS = 7680 * 4320
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts")
 
 
-class VideoLoadError(ValueError):
-    """A video could not be used: unreadable, not a video, no video stream, corrupt, or too large.
-
-    `status` names the kind of failure for preparation records: not_found, empty, no_video, truncated, too_large
-    or decode_error.
-    """
-
-    def __init__(self, message: str, status: str = "decode_error"):
-        super().__init__(message)
-        self.status = status
+class VideoLoadError(UnusableFile):
+    """A video could not be used: not found, unreadable, empty, not a video, no video stream, truncated, too large
+    or undecodable; `status` and `reason` word it as `bad_files.PROBLEMS` does for every command."""
 
 
 def import_av():
@@ -95,13 +89,13 @@ def index_video(path: str | os.PathLike, max_pixels: int = MAX_FRAME_PIXELS) -> 
     av = import_av()
     name = os.fspath(path)
     if not Path(name).is_file():
-        raise VideoLoadError(f"{name}: file not found", "not_found")
+        raise VideoLoadError(name, "not_found")
     if Path(name).stat().st_size == 0:
-        raise VideoLoadError(f"{name}: empty file", "empty")
+        raise VideoLoadError(name, "empty")
     try:
         times, keyframes, codec = _packet_times(name, max_pixels)
     except av.FFmpegError as error:
-        raise VideoLoadError(f"{name}: not a readable video ({_ffmpeg_reason(error)})") from None
+        raise VideoLoadError(name, "decode_error", _ffmpeg_reason(error)) from None
     if np.isnan(times).any():
         return VideoIndex(name, np.arange(len(times), dtype=float), False, codec)
     return VideoIndex(name, np.sort(times), True, codec, np.sort(keyframes))
@@ -123,7 +117,7 @@ def decode_positions(index: VideoIndex, positions: list[int]) -> SampledVideo:
     try:
         return _decode_chosen(index, positions)
     except av.FFmpegError as error:
-        raise VideoLoadError(f"{index.path}: corrupt video stream ({_ffmpeg_reason(error)})") from None
+        raise VideoLoadError(index.path, "decode_error", _ffmpeg_reason(error)) from None
 
 
 def _ffmpeg_reason(error: Exception) -> str:
@@ -131,25 +125,36 @@ def _ffmpeg_reason(error: Exception) -> str:
     return getattr(error, "strerror", None) or str(error)
 
 
+def _open_container(name: str):
+    """The open container of a video file; one that FFmpeg does not recognise at all is `not_media`, as a text
+    file renamed .png is, and one the system cannot read is `unreadable`."""
+    av = import_av()
+    try:
+        return av.open(name)
+    except av.error.InvalidDataError:
+        raise VideoLoadError(name, "not_media") from None
+    except av.error.PermissionError as error:
+        raise VideoLoadError(name, "unreadable", _ffmpeg_reason(error)) from None
+
+
 def _open_video_stream(container, name: str, max_pixels: int):
     """The first video stream of an open container, checked for a usable frame size."""
     if not container.streams.video:
         kinds = sorted({stream.type for stream in container.streams}) or ["none"]
-        raise VideoLoadError(f"{name}: no video stream (streams: {', '.join(kinds)})", "no_video")
+        raise VideoLoadError(name, "no_video", f"streams: {', '.join(kinds)}")
     stream = container.streams.video[0]
     width, height = stream.codec_context.width, stream.codec_context.height
     if width < 1 or height < 1:
-        raise VideoLoadError(f"{name}: the video stream has no frame size ({width}x{height})")
+        raise VideoLoadError(name, "decode_error", f"the video stream has no frame size ({width}x{height})")
     if width * height > max_pixels:
-        message = f"{name}: {width}x{height} frames are above the limit of {max_pixels / 1e6:.1f} megapixels"
-        raise VideoLoadError(message, "too_large")
+        raise VideoLoadError(name, "too_large", f"frames of {over_limit(width * height, max_pixels)}")
     return stream
 
 
 def _packet_times(name: str, max_pixels: int) -> tuple[np.ndarray, np.ndarray, str]:
     """The presentation time of every frame of the video stream in decode order (NaN where unknown), those of its
     keyframes, and the stream's codec name."""
-    with import_av().open(name) as container:
+    with _open_container(name) as container:
         stream = _open_video_stream(container, name, max_pixels)
         packets = [
             (np.nan if packet.pts is None else float(packet.pts * stream.time_base), packet.is_keyframe)
@@ -159,10 +164,9 @@ def _packet_times(name: str, max_pixels: int) -> tuple[np.ndarray, np.ndarray, s
         indexed = stream.frames  # the container's frame count (MP4's sample table), 0 when it has none
         codec = stream.codec_context.name
     if not packets:
-        raise VideoLoadError(f"{name}: the video stream holds no frames")
+        raise VideoLoadError(name, "decode_error", "the video stream holds no frames")
     if len(packets) < indexed:
-        message = f"{name}: truncated: only {len(packets)} of its {indexed} frames are in the file"
-        raise VideoLoadError(message, "truncated")
+        raise VideoLoadError(name, "truncated", f"only {len(packets)} of its {indexed} frames are in the file")
     times = np.asarray([time for time, _ in packets])
     return times, np.asarray([time for time, key in packets if key and not np.isnan(time)]), codec
 
@@ -181,7 +185,7 @@ def _decode_chosen(index: VideoIndex, positions: list[int]) -> SampledVideo:
         with import_av().open(index.path) as container:
             video = _decode_seeking(container, index, positions, seek=False)
     if not video.frames:
-        raise VideoLoadError(f"{index.path}: no frame of the video stream could be decoded")
+        raise VideoLoadError(index.path, "decode_error", "no frame of the video stream could be decoded")
     return video
 
 

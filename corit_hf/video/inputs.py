@@ -30,7 +30,7 @@ class FrameOptions:
 
     def __post_init__(self):
         if self.frames < 1:
-            raise ValueError(f"--frames must be positive, got {self.frames}.")
+            raise ValueError(f"frames must be positive, got {self.frames}.")
         if self.aggregate not in AGGREGATES:
             raise ValueError(f"the frame aggregate must be one of {sorted(AGGREGATES)}, got {self.aggregate!r}.")
 
@@ -78,7 +78,7 @@ def prepare_video(path: str | Path, options: FrameOptions, detector: FaceDetecto
     prepared.replaced = found.replaced if options.faces else 0
     prepared.total_frames, prepared.codec, prepared.frame_size = video.total_frames, video.codec, video.frames[0].size
     if not prepared.images:
-        raise VideoLoadError(f"{path}: no face found in any of its {len(video.frames)} sampled frames", "no_face")
+        raise VideoLoadError(path, "no_face", f"in any of its {len(video.frames)} sampled frames")
     return prepared
 
 
