@@ -54,7 +54,7 @@ def test_val_fraction_sets_the_share_of_a_prepared_flat_folder_and_bad_values_ar
     assert json.loads((model / "metrics.json").read_text())["validation"]["n"] == 6
     for value in ("1", "-0.1", "nan"):
         assert main(["train", "--data", str(flat), *TRAIN, "--val-fraction", value]) == 2
-        assert "--val-fraction must be a number in [0, 1), got 1" in capsys.readouterr().err
+        assert f"--val-fraction must be a number in [0, 1), got {value}." in capsys.readouterr().err
     assert main(["train", *TRAIN, "--n-train", "8", "--n-test", "4", "--val-fraction", "0.2"]) == 2
     assert "the data has its own (splits: train, validation, test_" in capsys.readouterr().err
 
