@@ -108,11 +108,15 @@ def image_processor_for(config: CoritConfig) -> BaseImageProcessor:
     )
 
 
+def processor_input_size(processor: BaseImageProcessor) -> int | None:
+    """The side of the square images `processor` makes (its crop, else its resize target); None when it makes none."""
+    size = processor.crop_size if processor.do_center_crop else processor.size
+    return size.get("height") or size.get("shortest_edge")
+
+
 def input_size(config: CoritConfig) -> int:
     """The side of the square images that the detector's preprocessing gives its backbone."""
-    processor = image_processor_for(config)
-    size = processor.crop_size if processor.do_center_crop else processor.size
-    return size["height"] if "height" in size else size["shortest_edge"]
+    return processor_input_size(image_processor_for(config))
 
 
 def checkpoint_image_processor(pretrained_model_name_or_path: str | os.PathLike, model_type: str) -> dict | None:
