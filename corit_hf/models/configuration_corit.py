@@ -297,12 +297,17 @@ def check_heads_divide_hidden_size(vision_config: dict) -> None:
 
 def check_vit_style(vision_config: PreTrainedConfig) -> None:
     """CoRIT reads a fixed grid of patch tokens of one width from every layer; a backbone config without the fields
-    that define one (SigLIP2 NaFlex has no `image_size`, a CNN no heads) is refused, naming what it lacks."""
+    that define one (SigLIP2 NaFlex has no `image_size`, a CNN no heads, a hierarchical ViT one width per stage) is
+    refused, naming what it lacks."""
     missing = [name for name in VIT_FIELDS if getattr(vision_config, name, None) is None]
-    if missing:
+    varying = [
+        name for name in VIT_FIELDS[:3] if name not in missing and not isinstance(getattr(vision_config, name), int)
+    ]
+    if missing or varying:
+        lacks = f"no {', '.join(missing)}" if missing else f"no single value of {', '.join(varying)}"
         raise ValueError(
-            f"CoRIT needs a ViT-style backbone (a fixed grid of patch tokens); the {vision_config.model_type!r} "
-            f"vision config has no {', '.join(missing)}."
+            f"CoRIT needs a ViT-style backbone (a fixed grid of patch tokens of one width); the "
+            f"{vision_config.model_type!r} vision config has {lacks}."
         )
 
 

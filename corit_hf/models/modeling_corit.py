@@ -24,7 +24,7 @@ from .configuration_corit import CoritConfig, backbone_family
 
 
 RSI_EPS = 1e-6
-FINAL_NORM_NAMES = ("post_layernorm", "layernorm", "norm", "final_layernorm", "ln_post")
+FINAL_NORM_NAMES = ("post_layernorm", "layernorm", "norm", "final_layernorm", "rms_norm", "ln_post")
 """What ViT-style families of transformers call the norm after their last block (which `hidden_states` lack)."""
 BLOCK_PATHS = ("encoder.layers", "encoder.layer", "model.layer", "layers", "blocks")
 """Where ViT-style families keep their blocks: `<path>.<i>`."""
