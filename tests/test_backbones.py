@@ -31,6 +31,7 @@ from transformers import (
 
 from corit_hf import CoritConfig, CoritForImageClassification
 from corit_hf.cli import main
+from corit_hf.models.configuration_corit import PRESETS
 from corit_hf.models.finetuning import apply_finetuning
 from corit_hf.training.gsnr import layer_gsnr
 
@@ -353,3 +354,19 @@ def test_a_backbone_without_a_patch_grid_is_refused_naming_what_it_lacks(vision,
     AutoModel.from_config(AutoConfig.for_model(model_type, **vision)).save_pretrained(tmp_path / model_type)
     with pytest.raises(ValueError, match=f"{NO_GRID} {missing}"):
         CoritForImageClassification.from_backbone(tmp_path / model_type)
+
+
+def test_every_family_has_a_tiny_a_base_and_a_large_preset():
+    widths = {}
+    for name in PRESETS:
+        vision = CoritConfig.from_preset(name).vision_config
+        widths.setdefault(vision.model_type, set()).add(vision.hidden_size)
+    assert widths == {model_type: {64, 768, 1024} for model_type in widths}
+    assert set(widths) == {
+        "clip_vision_model",
+        "siglip_vision_model",
+        "dinov2",
+        "dinov2_with_registers",
+        "dinov3_vit",
+        "vit",
+    }

@@ -90,73 +90,40 @@ def backbone_family(model_type: str) -> BackboneFamily:
 
 TINY_SHAPE = {"hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4, "image_size": 64, "patch_size": 8}
 """The random-init toy backbone of the tests and the toy study (intermediate size 128)."""
-VIT_B = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12}
-VIT_L = {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24, "num_attention_heads": 16}
-# DINOv2 sizes its MLP by `mlp_ratio` (4 in both); its Hub configs give 518 px (the position table it was trained
-# with) while its processor crops 224 px, the size the presets use (DINOv2 always interpolates the table).
-DINOV2_B = {
-    "hidden_size": 768,
-    "num_hidden_layers": 12,
-    "num_attention_heads": 12,
-    "patch_size": 14,
-    "image_size": 224,
-}
-DINOV2_L = {
-    "hidden_size": 1024,
-    "num_hidden_layers": 24,
-    "num_attention_heads": 16,
-    "patch_size": 14,
-    "image_size": 224,
-}
+BASE = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12}
+LARGE = {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16}
+VIT_B16 = {**BASE, "intermediate_size": 3072, "image_size": 224, "patch_size": 16}
+VIT_L16 = {**LARGE, "intermediate_size": 4096, "image_size": 224, "patch_size": 16}
+# DINOv2 sizes its MLP by `mlp_ratio` (4, its default); its Hub configs give 518 px (the position table it was
+# trained with) while its processor crops 224 px, the size the presets use (DINOv2 always interpolates the table).
+DINOV2_B14 = {**BASE, "image_size": 224, "patch_size": 14}
+DINOV2_L14 = {**LARGE, "image_size": 224, "patch_size": 14}
+REGISTERS = {"num_register_tokens": 4}
 
 PRESETS = {
     # CLIP: `tiny` is the offline default and the tests' model.
     "tiny": {"model_type": "clip_vision_model", **TINY_SHAPE, "intermediate_size": 128},
-    "clip-vit-b16": {
-        "model_type": "clip_vision_model",
-        **VIT_B,
-        "image_size": 224,
-        "patch_size": 16,
-        "projection_dim": 512,
-    },
-    "clip-vit-l14": {
-        "model_type": "clip_vision_model",
-        **VIT_L,
-        "image_size": 224,
-        "patch_size": 14,
-        "projection_dim": 768,
-    },
+    "clip-vit-b16": {"model_type": "clip_vision_model", **VIT_B16, "projection_dim": 512},
+    "clip-vit-l14": {"model_type": "clip_vision_model", **VIT_L16, "patch_size": 14, "projection_dim": 768},
     # SigLIP (google/siglip-base-patch16-224, google/siglip-large-patch16-256; SigLIP2 fixed-res has these shapes).
     "siglip-tiny": {"model_type": "siglip_vision_model", **TINY_SHAPE, "intermediate_size": 128},
-    "siglip-vit-b16": {"model_type": "siglip_vision_model", **VIT_B, "image_size": 224, "patch_size": 16},
-    "siglip-vit-l16": {"model_type": "siglip_vision_model", **VIT_L, "image_size": 256, "patch_size": 16},
+    "siglip-vit-b16": {"model_type": "siglip_vision_model", **VIT_B16},
+    "siglip-vit-l16": {"model_type": "siglip_vision_model", **VIT_L16, "image_size": 256},
     # DINOv2 (facebook/dinov2-base, -large) and with 4 registers (facebook/dinov2-with-registers-base, -large).
     "dinov2-tiny": {"model_type": "dinov2", **TINY_SHAPE, "mlp_ratio": 2},
-    "dinov2-vit-b14": {"model_type": "dinov2", **DINOV2_B},
-    "dinov2-vit-l14": {"model_type": "dinov2", **DINOV2_L},
-    "dinov2-reg-tiny": {"model_type": "dinov2_with_registers", **TINY_SHAPE, "mlp_ratio": 2, "num_register_tokens": 4},
-    "dinov2-reg-vit-b14": {"model_type": "dinov2_with_registers", **DINOV2_B, "num_register_tokens": 4},
-    "dinov2-reg-vit-l14": {"model_type": "dinov2_with_registers", **DINOV2_L, "num_register_tokens": 4},
+    "dinov2-vit-b14": {"model_type": "dinov2", **DINOV2_B14},
+    "dinov2-vit-l14": {"model_type": "dinov2", **DINOV2_L14},
+    "dinov2-reg-tiny": {"model_type": "dinov2_with_registers", **TINY_SHAPE, "mlp_ratio": 2, **REGISTERS},
+    "dinov2-reg-vit-b14": {"model_type": "dinov2_with_registers", **DINOV2_B14, **REGISTERS},
+    "dinov2-reg-vit-l14": {"model_type": "dinov2_with_registers", **DINOV2_L14, **REGISTERS},
     # DINOv3 ViT with RoPE and 4 registers (facebook/dinov3-vitb16-pretrain-lvd1689m, -vitl16-).
-    "dinov3-tiny": {"model_type": "dinov3_vit", **TINY_SHAPE, "intermediate_size": 128, "num_register_tokens": 4},
-    "dinov3-vit-b16": {
-        "model_type": "dinov3_vit",
-        **VIT_B,
-        "image_size": 224,
-        "patch_size": 16,
-        "num_register_tokens": 4,
-    },
-    "dinov3-vit-l16": {
-        "model_type": "dinov3_vit",
-        **VIT_L,
-        "image_size": 224,
-        "patch_size": 16,
-        "num_register_tokens": 4,
-    },
+    "dinov3-tiny": {"model_type": "dinov3_vit", **TINY_SHAPE, "intermediate_size": 128, **REGISTERS},
+    "dinov3-vit-b16": {"model_type": "dinov3_vit", **VIT_B16, **REGISTERS},
+    "dinov3-vit-l16": {"model_type": "dinov3_vit", **VIT_L16, **REGISTERS},
     # ViT trained on ImageNet-21k (google/vit-base-patch16-224, google/vit-large-patch16-224).
     "vit-tiny": {"model_type": "vit", **TINY_SHAPE, "intermediate_size": 128},
-    "vit-b16": {"model_type": "vit", **VIT_B, "image_size": 224, "patch_size": 16},
-    "vit-l16": {"model_type": "vit", **VIT_L, "image_size": 224, "patch_size": 16},
+    "vit-b16": {"model_type": "vit", **VIT_B16},
+    "vit-l16": {"model_type": "vit", **VIT_L16},
 }
 
 CORIT_FIELDS = ("hri_layers", "use_cgp_mask", "rrm_keep_ratio", "rsi_strength", "classifier_dropout", "real_label_id")
