@@ -16,6 +16,7 @@ import torch
 import transformers
 from torch import nn
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, PreTrainedConfig, PreTrainedModel
+from transformers.image_processing_backends import PilBackend
 from transformers.image_processing_utils import BaseImageProcessor, ImageProcessingMixin
 from transformers.modeling_outputs import ImageClassifierOutput
 from transformers.utils import logging
@@ -120,15 +121,18 @@ def input_size(config: CoritConfig) -> int:
 
 
 def checkpoint_image_processor(pretrained_model_name_or_path: str | os.PathLike, model_type: str) -> dict | None:
-    """The settings of the image processor saved beside a checkpoint (None when it has none), in the PIL backend:
-    a processor that exists only for torchvision is rebuilt with the family's PIL processor and the same settings."""
+    """The settings of the image processor saved beside a checkpoint (None when it has none) in the PIL backend, so
+    that they load with or without torchvision: a processor that exists only for torchvision (DINOv3's) is rebuilt
+    with the family's PIL processor and the same settings."""
     try:
         settings, _ = ImageProcessingMixin.get_image_processor_dict(pretrained_model_name_or_path)
     except OSError:
         return None
     try:
-        processor = AutoImageProcessor.from_pretrained(pretrained_model_name_or_path)
-    except ImportError:
+        processor = AutoImageProcessor.from_pretrained(pretrained_model_name_or_path, backend="pil")
+    except ImportError:  # torchvision is not installed
+        processor = None
+    if not isinstance(processor, PilBackend):
         settings = {key: value for key, value in settings.items() if key != "image_processor_type"}
         processor = getattr(transformers, backbone_family(model_type).image_processor)(**settings)
     return {**processor.to_dict(), "image_processor_type": type(processor).__name__}
