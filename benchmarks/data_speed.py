@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from corit_hf.data import FAMILIES, build_benchmark
-from corit_hf.data.sources import bundled_photos, real_crop
+from corit_hf.data.benchmark.sources import bundled_photos, real_crop
 
 
 def forge_rate(family: str, size: int, count: int) -> float:

@@ -21,7 +21,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from corit_hf.data import ForensicCollator, load_forensic_folder
-from corit_hf.data.sources import bundled_photos, real_crop
+from corit_hf.data.benchmark.sources import bundled_photos, real_crop
 from corit_hf.models.modeling_corit import image_processor_for, input_size
 from corit_hf.training.augmentation import AugmentationConfig, AugmentedDataset
 from corit_hf.training.run import detector_config

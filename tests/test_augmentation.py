@@ -8,7 +8,7 @@ from PIL import Image
 
 from corit_hf.cli import main
 from corit_hf.data import build_benchmark
-from corit_hf.data.degradations import DEGRADATIONS
+from corit_hf.data.benchmark.degradations import DEGRADATIONS
 from corit_hf.training.augmentation import AugmentationConfig, AugmentedDataset, augment_image
 from corit_hf.training.run import build_detector, train_detector, training_arguments
 

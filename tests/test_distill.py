@@ -46,7 +46,7 @@ def centre_crop(pixels: np.ndarray) -> torch.Tensor:
 
 @needs_teacher
 def test_teacher_recognises_photos_of_known_content(teacher):
-    from corit_hf.data.sources import bundled_photos
+    from corit_hf.data.benchmark.sources import bundled_photos
 
     photos = bundled_photos()
     expected = {

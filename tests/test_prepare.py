@@ -29,9 +29,9 @@ from skimage import data as skimage_data
 
 from corit_hf.cli import main
 from corit_hf.data import load_forensic_folder, workers
-from corit_hf.data.prepare import prepare_dataset
-from corit_hf.data.prepared import open_prepared
-from corit_hf.data.prepared_format import PrepareOptions
+from corit_hf.data.preparation.prepare import prepare_dataset
+from corit_hf.data.preparation.prepared import open_prepared
+from corit_hf.data.preparation.prepared_format import PrepareOptions
 from corit_hf.evaluation.video_scores import aggregate_videos
 from corit_hf.video.inputs import FrameOptions
 
@@ -123,7 +123,7 @@ def _kill_mid_run(command: list[str], output: Path) -> None:
 def _prepare_command(source: Path, output: Path, num_proc: int) -> list[str]:
     """`corit prepare` in a fresh interpreter, with chunks of 40 rows so a small folder spans several."""
     code = (
-        "import sys, corit_hf.data.plan as plan; plan.CHUNK_ROWS = 40; from corit_hf.cli import main; "
+        "import sys, corit_hf.data.preparation.plan as plan; plan.CHUNK_ROWS = 40; from corit_hf.cli import main; "
         "sys.exit(main(sys.argv[1:]))"
     )
     return [sys.executable, "-c", code, "prepare", str(source), "--output", str(output), "--num-proc", str(num_proc)]
@@ -179,7 +179,7 @@ def test_a_second_train_on_a_raw_folder_reuses_the_prepared_cache(tmp_path, monk
     def no_decoding(*args, **kwargs):
         raise AssertionError("a file was decoded again")
 
-    monkeypatch.setattr("corit_hf.data.workers.prepare_file", no_decoding)
+    monkeypatch.setattr("corit_hf.data.preparation.workers.prepare_file", no_decoding)
     capsys.readouterr()
     assert main(args) == 0
     assert f"Reusing the prepared dataset {next(cache.iterdir())}" in capsys.readouterr().err

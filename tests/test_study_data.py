@@ -156,7 +156,7 @@ def test_a_study_on_prepared_videos_equals_the_raw_folders_and_decodes_nothing(v
     def no_decoding(*args, **kwargs):
         raise AssertionError("a file was decoded during the study")
 
-    monkeypatch.setattr("corit_hf.data.workers.prepare_file", no_decoding)
+    monkeypatch.setattr("corit_hf.data.preparation.workers.prepare_file", no_decoding)
     assert study(tmp_path / "ready", prepared["train"], "--test-data", str(prepared["test"]), *common) == 0
     raw, ready = ((tmp_path / name / "cells" / "baseline_rho0_seed0.json").read_text() for name in ("raw", "ready"))
     raw, ready = json.loads(raw), json.loads(ready)

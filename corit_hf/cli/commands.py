@@ -170,7 +170,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
 def predict(args: argparse.Namespace) -> int:
     """Fake probabilities of image files and folders as CSV / JSON Lines; unreadable files go to stderr."""
-    from ..data.prepared import is_prepared
+    from ..data.preparation.prepared import is_prepared
     from ..evaluation.predict import collect_image_paths, predict_files, prediction_format, write_predictions
     from ..evaluation.predict_prepared import predict_prepared
     from ..evaluation.scoring import load_detector

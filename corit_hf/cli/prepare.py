@@ -71,8 +71,8 @@ def add_prepare_command(subparsers: argparse._SubParsersAction) -> None:
 
 def run_prepare(args: argparse.Namespace) -> int:
     """Handler of `corit prepare`: prints the summary; Ctrl-C keeps the finished work (exit code 130)."""
-    from ..data.prepare import PreparationInterrupted, prepare_dataset
-    from ..data.prepared_format import PrepareOptions
+    from ..data.preparation.prepare import PreparationInterrupted, prepare_dataset
+    from ..data.preparation.prepared_format import PrepareOptions
 
     options = PrepareOptions(
         frames=args.frames, faces=args.faces, face_fallback=args.face_fallback, size=args.size, embed=args.embed

@@ -1,15 +1,15 @@
 """Forensic data: robust image opening, the offline forgery benchmark, folder loaders, prepared datasets
 (`corit prepare`) and the collator."""
 
-from .benchmark import build_benchmark
+from .benchmark.build import build_benchmark
+from .benchmark.export import write_benchmark_folder
+from .benchmark.families import FAMILIES, ForgeryFamily, get_family, register_family
 from .collator import ForensicCollator
-from .export import write_benchmark_folder
-from .families import FAMILIES, ForgeryFamily, get_family, register_family
 from .folders import ForensicFolder, LoadReport, load_forensic_folder
 from .images import DEFAULT_MAX_PIXELS, ImageLoadError, open_image
-from .prepare import PrepareSummary, prepare_dataset
-from .prepared import open_prepared
-from .prepared_format import PrepareOptions
+from .preparation.prepare import PrepareSummary, prepare_dataset
+from .preparation.prepared import open_prepared
+from .preparation.prepared_format import PrepareOptions
 
 
 __all__ = [

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from transformers import PreTrainedModel
 
-from ..data.prepared import open_prepared, source_roots, split_sources
-from ..data.prepared_format import RECORDS_FILE
+from ..data.preparation.prepared import open_prepared, source_roots, split_sources
+from ..data.preparation.prepared_format import RECORDS_FILE
 from ..video.frames import is_video_path
 from ..video.inputs import AGGREGATES
 from .collapse import DEFAULT_THRESHOLD

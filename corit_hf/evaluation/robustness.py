@@ -1,9 +1,9 @@
 """Robustness sweeps of `corit evaluate --perturb`: the scores of a detector on test images degraded step by step.
 
 The field reports how a detector holds up under JPEG quality 100..30, Gaussian blur sigma 0..4, downscaling and
-noise, applied to real and fake images alike. The degradations are those of `corit_hf.data.degradations`, the same
-functions the training augmentation uses; random ones (noise) draw from a generator seeded by the image's index,
-so a sweep is deterministic.
+noise, applied to real and fake images alike. The degradations are those of
+`corit_hf.data.benchmark.degradations`, the same functions the training augmentation uses; random ones (noise) draw
+from a generator seeded by the image's index, so a sweep is deterministic.
 """
 
 import os
@@ -15,7 +15,7 @@ from torch.utils.data import Dataset as TorchDataset
 from tqdm.auto import tqdm
 
 from ..data import open_image
-from ..data.degradations import DEGRADATIONS
+from ..data.benchmark.degradations import DEGRADATIONS
 from ..files import atomic_target
 from .collapse import DEFAULT_MARGIN, DEFAULT_THRESHOLD, HEADLINE_SCORES, SCORE_NAMES
 from .scoring import score_dataset

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageFilter
 
+from ..data.benchmark.sources import bundled_photos
 from ..data.images import load_error
-from ..data.sources import bundled_photos
 from ..evaluation.predict import collect_image_paths
 
 

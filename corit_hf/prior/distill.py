@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from transformers import CLIPVisionConfig, CLIPVisionModel, get_cosine_schedule_with_warmup, set_seed
 
 from .. import defaults
-from ..data.families import single_threaded_torch
+from ..data.benchmark.families import single_threaded_torch
 from ..files import atomic_target, write_json, write_text_atomic
 from ..models.configuration_corit import PRESETS, CoritConfig, backbone_family
 from .crops import ImagePool, build_pools, bundled_holdout_pool, degrade, pool_crops

@@ -7,7 +7,7 @@ what makes them hold up on images from the wild. Only the training split is augm
 
 Every image draws from its own generator seeded by (seed, epoch, index), so the same seed gives the same bytes
 whatever the DataLoader workers, the batch order or an interruption and resume do. PIL and NumPy do the work
-(the degradations are those of `corit_hf.data.degradations`): no torchvision, no OpenCV.
+(the degradations are those of `corit_hf.data.benchmark.degradations`): no torchvision, no OpenCV.
 """
 
 from dataclasses import dataclass
@@ -17,7 +17,7 @@ from PIL import Image, ImageOps
 from torch.utils.data import Dataset as TorchDataset
 
 from ..data import open_image
-from ..data.degradations import gaussian_blur, jpeg
+from ..data.benchmark.degradations import gaussian_blur, jpeg
 
 
 AUGMENTATIONS = ("none", "blur-jpeg")

@@ -16,7 +16,7 @@ from transformers import EarlyStoppingCallback, EvalPrediction, PreTrainedModel,
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..data import build_benchmark
-from ..data.prepared import open_prepared
+from ..data.preparation.prepared import open_prepared
 from ..data.splits import test_split_names, unique_test_splits
 from ..evaluation.collapse import HEADLINE_SCORES, detection_scores
 from ..evaluation.scoring import batch_collator, fake_probability, is_fake, real_label_id

@@ -18,8 +18,8 @@ import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict, Image, load_from_disk
 from PIL import Image as PILImage
 
-from ..defaults import VIDEO_FRAMES
-from .folders import sanitise
+from ...defaults import VIDEO_FRAMES
+from ..folders import sanitise
 from .plan import plan_preparation
 from .prepare import prepare_planned
 from .prepared_format import PREPARE_FILE, PrepareOptions

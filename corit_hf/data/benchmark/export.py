@@ -16,8 +16,8 @@ import jinja2
 from datasets import DatasetDict, Image
 from PIL import Image as PILImage
 
-from ..resources import card_template as packaged_card_template
-from .benchmark import REAL_FAMILY, benchmark_params
+from ...resources import card_template as packaged_card_template
+from .build import REAL_FAMILY, benchmark_params
 from .families import FAMILIES
 from .sources import bundled_photos
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from ..video.faces import FaceDetector
+from ...video.faces import FaceDetector
 from .prepared_format import PrepareOptions
 from .records import FileResult, SourceFile, crashed_result, prepare_file
 

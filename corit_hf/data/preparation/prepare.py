@@ -21,8 +21,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..files import write_json
-from ..video.frames import import_av
+from ...files import write_json
+from ...video.frames import import_av
 from .plan import Plan, plan_preparation
 from .prepared_format import (
     FORMAT,

@@ -12,8 +12,8 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
-from ..extras import install_hint
-from .images import open_image
+from ...extras import install_hint
+from ..images import open_image
 
 
 logger = logging.getLogger(__name__)

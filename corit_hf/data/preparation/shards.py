@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import DatasetInfo, Features
 
-from ..files import atomic_target, write_json
+from ...files import atomic_target, write_json
 
 
 WRITER_BATCH_SIZE = 1000

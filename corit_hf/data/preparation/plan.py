@@ -14,8 +14,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..video.frames import is_video_path
-from .folders import find_candidates, sanitise, split_sort_key
+from ...video.frames import is_video_path
+from ..folders import find_candidates, sanitise, split_sort_key
 from .prepared_format import FORMAT_VERSION, PrepareOptions
 from .records import SourceFile
 

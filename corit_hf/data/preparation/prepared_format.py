@@ -10,11 +10,11 @@ from dataclasses import asdict, dataclass
 
 from datasets import ClassLabel, Features, Image, Sequence, Value
 
-from ..bad_files import PROBLEMS
-from ..defaults import PREPARE_SIZE, VIDEO_FRAMES
-from ..video.face_frames import FACE_TRIES
-from ..video.faces import CROP_SCALE, FALLBACKS, MIN_FACE_FRACTION, MIN_FACE_SIZE, STAGE_THRESHOLDS
-from .images import DEFAULT_MAX_PIXELS
+from ...bad_files import PROBLEMS
+from ...defaults import PREPARE_SIZE, VIDEO_FRAMES
+from ...video.face_frames import FACE_TRIES
+from ...video.faces import CROP_SCALE, FALLBACKS, MIN_FACE_FRACTION, MIN_FACE_SIZE, STAGE_THRESHOLDS
+from ..images import DEFAULT_MAX_PIXELS
 
 
 FORMAT = "corit-prepared"

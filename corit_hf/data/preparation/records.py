@@ -8,11 +8,11 @@ replaced. Nothing here raises for bad input: a file that cannot be used gives no
 from pathlib import Path
 from typing import NamedTuple
 
-from ..bad_files import PROBLEMS, UnusableFile, problem
-from ..video.faces import FaceDetector
-from ..video.inputs import FrameOptions, PreparedFrames, prepare_images, prepare_video
+from ...bad_files import PROBLEMS, UnusableFile, problem
+from ...video.faces import FaceDetector
+from ...video.inputs import FrameOptions, PreparedFrames, prepare_images, prepare_video
+from ..storage import open_unchanged, png_bytes, stored_size
 from .prepared_format import PrepareOptions
-from .storage import open_unchanged, png_bytes, stored_size
 
 
 class SourceFile(NamedTuple):

@@ -1,0 +1,1 @@
+"""The built-in offline forensic benchmark: forgery families, bundled photos, degradations, the build and export."""

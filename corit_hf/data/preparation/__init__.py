@@ -1,0 +1,1 @@
+"""`corit prepare`: folders prepared once on disk (plan, worker records, Arrow shards, resume) and reopened."""
