@@ -16,8 +16,10 @@ import time
 from pathlib import Path
 
 from corit_hf import defaults
+from corit_hf.study.data import load_study_data
 from corit_hf.study.engines import LocalEngine, RayEngine
-from corit_hf.study.run import StudySettings, load_study_data, run_study
+from corit_hf.study.run import run_study
+from corit_hf.study.settings import StudySettings
 
 
 def time_study(settings: StudySettings, engine, output_dir: Path) -> float:
