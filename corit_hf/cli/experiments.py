@@ -6,11 +6,11 @@ from .. import defaults
 from .arguments import (
     add_ascent_every_argument,
     add_augmentation_arguments,
-    add_backbone_arguments,
     add_data_arguments,
     add_frame_arguments,
     add_long_run_arguments,
     add_model_arguments,
+    add_study_backbone_arguments,
     add_tracking_arguments,
 )
 
@@ -151,15 +151,16 @@ def add_study_command(subparsers: argparse._SubParsersAction) -> None:
         "study",
         help="the collapse study: train each configuration at each SAM radius, report COR and GSNR",
         description=(
-            "Train every configuration (--configs) at every SAM radius (--rhos) and seed (--seeds) on one "
-            "benchmark family, or on --data, score every family (or --data's validation and test splits and every "
-            "--test-data folder), and log layer-wise GSNR. COR comes from the --in-domain split's AUC; every other "
-            "scored split is unseen. Writes study.json, study.csv, study.md "
+            "Train every configuration (--configs) at every SAM radius (--rhos) and seed (--seeds) on each backbone "
+            "(--preset, --backbone) on one benchmark family, or on --data, score every family (or --data's "
+            "validation and test splits and every --test-data folder), and log layer-wise GSNR. COR comes from the "
+            "--in-domain split's AUC; every other scored split is unseen. Writes study.json, study.csv, study.md "
             "(printed at the end), auc_vs_rho.png and gsnr_heatmap.png into OUTPUT_DIR, with each configuration's "
             "Critical Optimization Radius (COR: the largest rho whose run keeps half the rho=0 run's above-chance "
-            "AUC) and the Spearman correlation of mean GSNR with COR. Finished runs are kept in OUTPUT_DIR/cells/: "
-            "re-running resumes, and adding rhos, configs or seeds only trains the new runs. The default (40 runs "
-            "of the random-init tiny backbone) takes 3 to 6 minutes on a 2-core CPU."
+            "AUC) and the Spearman correlation of mean GSNR with COR; with several backbones, side by side. "
+            "Finished runs are kept in OUTPUT_DIR/cells/: re-running resumes, and adding rhos, configs, seeds or "
+            "backbones only trains the new runs. The default (40 runs of the random-init tiny backbone) takes 3 to 6 "
+            "minutes on a 2-core CPU."
         ),
     )
     parser.add_argument(
@@ -181,7 +182,7 @@ def add_study_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=list(defaults.STUDY_SEEDS), metavar="SEED", help="default: %(default)s"
     )
-    add_backbone_arguments(parser)
+    add_study_backbone_arguments(parser)
     parser.add_argument(
         "--finetune",
         choices=("full", "layernorm", "lora"),
@@ -203,15 +204,17 @@ def add_study_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--lr",
         type=float,
-        help=f"AdamW learning rate (default: {defaults.LEARNING_RATE:g}, or {defaults.LEARNING_RATE_PRETRAINED:g} "
-        "with --backbone pretrained weights, as `corit train`)",
+        help=f"AdamW learning rate of every run (default, per backbone as `corit train`: {defaults.LEARNING_RATE:g}, "
+        f"or {defaults.LEARNING_RATE_PRETRAINED:g} for pretrained weights)",
     )
     parser.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision (where the hardware has it)")
     parser.add_argument("--adaptive", action="store_true", help="adaptive SAM (ASAM) instead of SAM")
     add_ascent_every_argument(parser)
     parser.add_argument("--gsnr-every", type=int, default=defaults.STUDY_GSNR_EVERY, help="default: %(default)s")
     add_engine_arguments(parser)
-    add_tracking_arguments(parser, "OUTPUT_DIR/runs; each run in a subfolder named like its cell: corit_rho0.05_seed0")
+    add_tracking_arguments(
+        parser, "OUTPUT_DIR/runs; each run in a subfolder named like its cell: tiny_corit_rho0.05_seed0"
+    )
     parser.add_argument(
         "--data-workers",
         type=int,

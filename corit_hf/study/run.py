@@ -1,14 +1,16 @@
 """The collapse study: train every configuration at every SAM radius rho (and seed), score every forgery family,
 log layer-wise GSNR, then summarise each configuration by its Critical Optimization Radius (COR).
 
-Each finished run ("cell") is written to `OUTPUT/cells/<config>_rho<rho>_seed<seed>.json` at once, so an
-interrupted study resumes where it stopped; cells trained with other settings are run again.
+The grid runs on each backbone of the study. Each finished run ("cell") is written to
+`OUTPUT/cells/<backbone>_<config>_rho<rho>_seed<seed>.json` at once, so an interrupted study resumes where it stopped
+and a study grown by a backbone trains only that backbone's runs; cells trained with other settings are run again.
 """
 
 import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
@@ -25,6 +27,7 @@ from ..models.modeling_corit import image_processor_for
 from ..training.augmentation import augmentation_config
 from ..training.run import (
     build_detector,
+    detector_config,
     final_train_loss,
     gsnr_records,
     mean_gsnr_by_layer,
@@ -34,21 +37,28 @@ from ..training.run import (
 from ..training.trackers import LOGGING_DIR_ENV, TENSORBOARD
 from .data import check_in_domain, load_study_data
 from .engines import Engine, LocalEngine, RunFailure, RunKey
-from .report import write_report
-from .settings import StudySettings
+from .report import run_text, write_report
+from .settings import Backbone, StudySettings
 
 
 BENCHMARK_CACHE = "benchmark"
+CellKey = tuple[Backbone, str, float, int]
+"""One run of the study: (backbone, configuration, rho, seed)."""
 
 
-def cell_name(config: str, rho: float, seed: int) -> str:
-    """One run's name: its cell file's, its tracker run's and its TensorBoard folder's."""
+def grid_name(config: str, rho: float, seed: int) -> str:
+    """A run's place in the grid; alone, the name of cells written before a study had several backbones."""
     return f"{config}_rho{rho:g}_seed{seed}"
 
 
-def cell_path(output_dir: Path, config: str, rho: float, seed: int) -> Path:
+def cell_name(backbone: Backbone, config: str, rho: float, seed: int) -> str:
+    """One run's name: its cell file's, its tracker run's and its TensorBoard folder's."""
+    return f"{backbone.label}_{grid_name(config, rho, seed)}"
+
+
+def cell_path(output_dir: Path, backbone: Backbone, config: str, rho: float, seed: int) -> Path:
     """Where one run's result is kept."""
-    return output_dir / "cells" / f"{cell_name(config, rho, seed)}.json"
+    return output_dir / "cells" / f"{cell_name(backbone, config, rho, seed)}.json"
 
 
 def with_logging_dir(settings: StudySettings, output_dir: Path) -> StudySettings:
@@ -60,25 +70,37 @@ def with_logging_dir(settings: StudySettings, output_dir: Path) -> StudySettings
     return replace(settings, logging_dir=str(Path(folder).expanduser().absolute()))
 
 
-def load_finished_cell(path: Path, settings: StudySettings) -> dict | None:
-    """A cell written earlier with the same run settings, else None (missing, unreadable or stale)."""
+def find_finished_cell(output_dir: Path, settings: StudySettings, key: CellKey) -> dict | None:
+    """The cell of run `key` written earlier with the same run settings, else None: at its own path, else under
+    the name it had before a study had several backbones (its recorded settings name the backbone it ran on)."""
+    backbone, *grid = key
+    for path in (cell_path(output_dir, *key), output_dir / "cells" / f"{grid_name(*grid)}.json"):
+        cell = load_finished_cell(path, settings.run_settings(backbone))
+        if cell is not None:
+            return cell
+    return None
+
+
+def load_finished_cell(path: Path, run_settings: dict) -> dict | None:
+    """The cell at `path` if it was written with `run_settings`, else None (missing, unreadable or stale)."""
     try:
         cell = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    return cell if cell.get("settings") == settings.run_settings() else None
+    return cell if cell.get("settings") == run_settings else None
 
 
-def run_cell(settings: StudySettings, splits, config: str, rho: float, seed: int) -> dict:
-    """Train one configuration at one rho and seed; score it on every test split and collect its GSNR."""
-    model = build_detector(settings.preset, settings.backbone, seed=seed, **CONFIGURATIONS[config])
-    run_name = cell_name(config, rho, seed)
+def run_cell(settings: StudySettings, backbone: Backbone, splits, config: str, rho: float, seed: int) -> dict:
+    """Train one configuration on `backbone` at one rho and seed; score it on every test split and collect its
+    GSNR."""
+    model = build_detector(backbone.preset, backbone.checkpoint, seed=seed, **CONFIGURATIONS[config])
+    run_name = cell_name(backbone, config, rho, seed)
     with tempfile.TemporaryDirectory() as scratch:
         args = training_arguments(
             scratch,
             max_steps=settings.max_steps,
             per_device_train_batch_size=settings.batch_size,
-            learning_rate=settings.learning_rate,
+            learning_rate=settings.learning_rate_of(backbone),
             seed=seed,
             sam_rho=rho,
             sam_adaptive=settings.adaptive,
@@ -106,7 +128,7 @@ def run_cell(settings: StudySettings, splits, config: str, rho: float, seed: int
     scores = score_splits(trainer.model, scored, image_processor, workers=settings.data_workers)
     gsnr_log = gsnr_records(trainer.state.log_history)
     return {
-        "settings": settings.run_settings(),
+        "settings": settings.run_settings(backbone),
         "config": config,
         "rho": rho,
         "seed": seed,
@@ -120,25 +142,30 @@ def run_cell(settings: StudySettings, splits, config: str, rho: float, seed: int
 def run_study(
     settings: StudySettings, output_dir: str | Path, engine: Engine | None = None, progress: bool = True
 ) -> dict:
-    """Run (or resume) every cell on `engine` (default: `LocalEngine()`), then write study.json / .csv / .md and
-    the plots; returns the summary. A run that fails is listed in the summary's `failed_runs`, not written as a cell,
-    so the next call retries it."""
+    """Run (or resume) every cell of every backbone on `engine` (default: `LocalEngine()`), then write study.json /
+    .csv / .md and the plots; returns the summary. A run that fails is listed in the summary's `failed_runs`, not
+    written as a cell, so the next call retries it."""
     output_dir = Path(output_dir)
     engine = engine or LocalEngine()
     settings = with_logging_dir(settings, output_dir)
-    cells = {key: load_finished_cell(cell_path(output_dir, *key), settings) for key in settings.cells()}
-    missing = [key for key, cell in cells.items() if cell is None]
+    keys = [(backbone, *grid) for backbone in settings.backbones for grid in settings.cells()]
+    cells = {key: find_finished_cell(output_dir, settings, key) for key in keys}
+    pending: dict[Backbone, list[RunKey]] = {}
+    for backbone, *grid in (key for key, cell in cells.items() if cell is None):
+        pending.setdefault(backbone, []).append(tuple(grid))
+    for backbone in pending:  # a mistyped preset or checkpoint fails before any run trains
+        detector_config(backbone.preset, backbone.checkpoint)
     failures = {}
-    if missing:
-        splits, carved = load_study_data(settings, output_dir / BENCHMARK_CACHE)
-        bar = tqdm(desc="study", unit="run", disable=not progress, initial=len(cells) - len(missing), total=len(cells))
-        for key, result in engine.run(partial(run_cell, settings), splits, missing):
-            run = f"{key[0]} rho={key[1]:g} seed={key[2]}"
+    if pending:
+        missing = sum(map(len, pending.values()))
+        bar = tqdm(desc="study", unit="run", disable=not progress, initial=len(cells) - missing, total=len(cells))
+        for key, result in train_pending(settings, pending, engine, output_dir / BENCHMARK_CACHE):
+            backbone, config, rho, seed = key
+            run = run_text(config, rho, seed, backbone.name)
             if isinstance(result, RunFailure):
                 failures[key] = result
                 bar.set_postfix_str(f"{run} failed: {result.error}")
             else:
-                result = {**result, "validation_split": carved} if carved else result
                 write_json(cell_path(output_dir, *key), result)
                 cells[key] = result
                 bar.set_postfix_str(f"{run} AUC={result['splits'][settings.in_domain]['auc']:.2f}")
@@ -147,30 +174,65 @@ def run_study(
     finished = [cell for cell in cells.values() if cell is not None]
     if finished:  # --in-domain may name any scored split
         check_in_domain(settings, list(finished[0]["splits"]))
-    summary = summarise(settings, finished, failures)
+    summary = summarise(settings, cells, failures)
     write_report(summary, output_dir)
     return summary
 
 
-def summarise(settings: StudySettings, cells: list[dict], failures: dict[RunKey, RunFailure]) -> dict:
-    """Per configuration and rho: seed means and spreads; per configuration: COR and mean GSNR; and their
-    Spearman rank correlation across configurations. A configuration with a failed run is left out of the
-    summaries (its finished cells stay in `cells`) and every failure is listed in `failed_runs`."""
-    incomplete = {config for config, _, _ in failures}
+def train_pending(
+    settings: StudySettings, pending: dict[Backbone, list[RunKey]], engine: Engine, cache_dir: Path
+) -> Iterator[tuple[CellKey, dict | RunFailure]]:
+    """Train each backbone's pending runs on `engine`, one backbone after another (each on the data as its own
+    preprocessing gives it); yield each run's cell (with the validation split carved out of --data) or failure."""
+    for backbone, grid in pending.items():
+        splits, carved = load_study_data(settings, backbone, cache_dir)
+        for key, result in engine.run(partial(run_cell, settings, backbone), splits, grid):
+            if carved and not isinstance(result, RunFailure):
+                result = {**result, "validation_split": carved}
+            yield (backbone, *key), result
+
+
+def summarise(settings: StudySettings, cells: dict[CellKey, dict | None], failures: dict[CellKey, RunFailure]) -> dict:
+    """Each backbone's summary (`summarise_backbone`), the finished cells, and every failure in `failed_runs`. A
+    study of one backbone also has that backbone's `configs` and `gsnr_cor_spearman` at the top, as before a study
+    could have several."""
+    finished = [cell for cell in cells.values() if cell is not None]
+    backbones = {
+        backbone.name: summarise_backbone(
+            settings,
+            backbone,
+            [cell for (owner, *_), cell in cells.items() if owner == backbone and cell is not None],
+            {config for owner, config, _, _ in failures if owner == backbone},
+        )
+        for backbone in settings.backbones
+    }
+    (only,) = backbones.values() if len(backbones) == 1 else ({},)
+    return {
+        "settings": asdict(settings),
+        "validation_split": next((cell["validation_split"] for cell in finished if "validation_split" in cell), None),
+        "in_domain_split": settings.in_domain,
+        **{key: only[key] for key in ("configs", "gsnr_cor_spearman") if key in only},
+        "backbones": backbones,
+        "failed_runs": [
+            {"backbone": backbone.name, "config": config, "rho": rho, "seed": seed, **asdict(failure)}
+            for (backbone, config, rho, seed), failure in failures.items()
+        ],
+        "cells": finished,
+    }
+
+
+def summarise_backbone(settings: StudySettings, backbone: Backbone, cells: list[dict], incomplete: set[str]) -> dict:
+    """One backbone's runs: per configuration and rho, seed means and spreads; per configuration, COR and mean GSNR;
+    and their Spearman rank correlation across configurations. A configuration with a failed run (`incomplete`) is
+    left out (its finished cells stay in the study's `cells`)."""
     configs = {
         config: summarise_config(settings, cells, config) for config in settings.configs if config not in incomplete
     }
     return {
-        "settings": asdict(settings),
-        "validation_split": next((cell["validation_split"] for cell in cells if "validation_split" in cell), None),
-        "in_domain_split": settings.in_domain,
+        **asdict(backbone),
+        "learning_rate": settings.learning_rate_of(backbone),
         "configs": configs,
         "gsnr_cor_spearman": gsnr_cor_correlation(configs),
-        "failed_runs": [
-            {"config": config, "rho": rho, "seed": seed, **asdict(failure)}
-            for (config, rho, seed), failure in failures.items()
-        ],
-        "cells": cells,
     }
 
 
