@@ -13,6 +13,7 @@ from PIL import Image
 from corit_hf import defaults
 from corit_hf.cli import main
 from corit_hf.evaluation.collapse import critical_radius
+from corit_hf.study import run as study_run
 
 
 TINY = ["--max-steps", "2", "--n-train", "16", "--n-test", "8", "--batch-size", "8", "--gsnr-every", "2"]
@@ -112,6 +113,29 @@ def test_each_backbone_gets_its_default_learning_rate_and_a_folder_a_file_name(t
     assert cells[folder_cell]["settings"]["learning_rate"] == defaults.LEARNING_RATE_PRETRAINED
     assert cells["tiny_baseline_rho0_seed0.json"]["settings"]["learning_rate"] == defaults.LEARNING_RATE
     assert f"- backbone `{folder}`, lr 2e-05" in (tmp_path / "study" / "study.md").read_text()
+
+
+def test_a_run_failing_on_one_backbone_is_reported_under_it(tmp_path, monkeypatch, capsys):
+    run_cell = study_run.run_cell
+
+    def run_cell_failing_for_corit_on_dinov2(settings, backbone, splits, config, rho, seed):
+        if (backbone.name, config) == ("dinov2-tiny", "corit"):
+            raise RuntimeError("out of memory, say")
+        return run_cell(settings, backbone, splits, config, rho, seed)
+
+    monkeypatch.setattr(study_run, "run_cell", run_cell_failing_for_corit_on_dinov2)
+    grid = ("--rhos", "0", "--configs", *CONFIGS)
+    assert study(tmp_path, "--preset", *BACKBONES, "--workers", "1", grid=grid) == 1
+    assert "run dinov2-tiny corit rho=0 seed=0 failed: RuntimeError: out of memory, say" in capsys.readouterr().err
+    summary = summary_of(tmp_path)
+    assert [failure["backbone"] for failure in summary["failed_runs"]] == ["dinov2-tiny"]
+    assert {name: list(b["configs"]) for name, b in summary["backbones"].items()} == {
+        "tiny": CONFIGS,
+        "dinov2-tiny": ["baseline"],
+    }
+    markdown = (tmp_path / "study.md").read_text()
+    assert "| failed |" in markdown  # its COR, unseen AUC and GSNR on dinov2-tiny
+    assert "- dinov2-tiny corit rho=0 seed=0: RuntimeError: out of memory, say" in markdown
 
 
 @pytest.mark.parametrize(

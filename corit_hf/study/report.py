@@ -127,7 +127,7 @@ def _backbones_markdown(summary: dict) -> str:
         "",
         "Mean GSNR at rho=0:",
         "",
-        *_backbone_matrix(summary, lambda s: _number(s["mean_gsnr"], ".3g")),
+        *_backbone_matrix(summary, lambda s: _number(s["mean_gsnr"], ".3f")),
         "",
         *(f"- `{name}`: {_spearman_line(b['gsnr_cor_spearman'])}" for name, b in backbones.items()),
         "",
