@@ -206,12 +206,15 @@ def summarise(settings: StudySettings, cells: dict[CellKey, dict | None], failur
         )
         for backbone in settings.backbones
     }
-    (only,) = backbones.values() if len(backbones) == 1 else ({},)
+    single = {}
+    if len(backbones) == 1:
+        (only,) = backbones.values()
+        single = {"configs": only["configs"], "gsnr_cor_spearman": only["gsnr_cor_spearman"]}
     return {
         "settings": asdict(settings),
         "validation_split": next((cell["validation_split"] for cell in finished if "validation_split" in cell), None),
         "in_domain_split": settings.in_domain,
-        **{key: only[key] for key in ("configs", "gsnr_cor_spearman") if key in only},
+        **single,
         "backbones": backbones,
         "failed_runs": [
             {"backbone": backbone.name, "config": config, "rho": rho, "seed": seed, **asdict(failure)}
