@@ -16,8 +16,10 @@ import time
 from pathlib import Path
 
 from corit_hf import defaults
+from corit_hf.study.data import load_study_data
 from corit_hf.study.engines import LocalEngine, RayEngine
-from corit_hf.study.run import StudySettings, load_study_data, run_study
+from corit_hf.study.run import run_study
+from corit_hf.study.settings import StudySettings
 
 
 def time_study(settings: StudySettings, engine, output_dir: Path) -> float:
@@ -60,7 +62,8 @@ def main() -> None:
     engines = {"local": LocalEngine(), "ray": RayEngine(cpus_per_run=1)}
     seconds: dict[str, list[float]] = {name: [] for name in engines}
     with tempfile.TemporaryDirectory() as scratch:
-        load_study_data(settings, Path(scratch, "warm-up"))  # the first study must not pay this process's imports
+        # The first study must not pay this process's imports.
+        load_study_data(settings, settings.backbones[0], Path(scratch, "warm-up"))
         for round_ in range(args.rounds):  # alternating the order spreads a machine load that drifts over both
             for name in list(engines)[:: 1 if round_ % 2 == 0 else -1]:
                 seconds[name].append(time_study(settings, engines[name], Path(scratch, f"{name}{round_}")))

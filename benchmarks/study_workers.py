@@ -14,7 +14,8 @@ import time
 
 from corit_hf import defaults
 from corit_hf.study.engines import LocalEngine
-from corit_hf.study.run import StudySettings, run_study
+from corit_hf.study.run import run_study
+from corit_hf.study.settings import StudySettings
 
 
 def time_study(settings: StudySettings, workers: int) -> float:

@@ -95,7 +95,7 @@ def test_a_study_on_a_flat_folder_scores_its_carved_validation_split(flat, tmp_p
     assert main(["study", *flags, "--output-dir", str(tmp_path / "study")]) == 0
     line = "validation: 20 % of train, seed 0, class-balanced (4 of 20 images; 16 train)"
     assert line in capsys.readouterr().out
-    cell = json.loads((tmp_path / "study" / "cells" / "baseline_rho0_seed0.json").read_text())
+    cell = json.loads((tmp_path / "study" / "cells" / "tiny_baseline_rho0_seed0.json").read_text())
     assert {name: scores["n"] for name, scores in cell["splits"].items()} == {"validation": 4, "test_other": 4}
     summary = json.loads((tmp_path / "study" / "study.json").read_text())
     assert summary["validation_split"] == cell["validation_split"] and summary["validation_split"]["train"] == 16

@@ -65,6 +65,16 @@ def test_no_subpackage_imports_one_that_imports_it_back():
     assert "data" not in graph["video"], "video/ must not import data/"
 
 
+def test_no_two_modules_import_each_other():
+    """Not even under TYPE_CHECKING, as study/data.py and study/run.py once did: one of the two must come first."""
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
+        modules[name] = imported_modules(path)
+    pairs = {tuple(sorted((a, b))) for a, imports in modules.items() for b in imports if a in modules.get(b, ())}
+    assert not pairs, f"modules that import each other: {sorted(pairs)}"
+
+
 def test_remote_code_files_import_only_torch_transformers_and_each_other():
     for name in REMOTE_CODE:
         for module in imported_modules(PACKAGE / "models" / name):

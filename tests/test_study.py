@@ -72,7 +72,7 @@ def test_rerun_resumes_and_a_grown_grid_trains_only_new_runs(finished, capsys):
 
     assert study(finished, rhos=("0", "0.5", "1"), configs=["baseline"]) == 0
     after = cell_times(finished)
-    assert set(after) - set(before) == {"baseline_rho1_seed0.json"}
+    assert set(after) - set(before) == {"tiny_baseline_rho1_seed0.json"}
     assert all(after[name] == before[name] for name in before)
     summary = json.loads((finished / "study.json").read_text())
     assert list(summary["configs"]) == ["baseline"]
@@ -85,8 +85,8 @@ def test_changed_settings_retrain_stale_cells(tmp_path, changed):
     before = cell_times(tmp_path)
     argv = ["study", *TINY, "--rhos", "0", "--configs", "baseline", "--workers", "1", *changed]
     assert main([*argv, "--output-dir", str(tmp_path)]) == 0
-    assert cell_times(tmp_path)["baseline_rho0_seed0.json"] != before["baseline_rho0_seed0.json"]
-    cell = json.loads((tmp_path / "cells" / "baseline_rho0_seed0.json").read_text())
+    assert cell_times(tmp_path)["tiny_baseline_rho0_seed0.json"] != before["tiny_baseline_rho0_seed0.json"]
+    cell = json.loads((tmp_path / "cells" / "tiny_baseline_rho0_seed0.json").read_text())
     assert cell["settings"].get("augment") == ("blur-jpeg" if "--augment" in changed else None)
 
 
@@ -96,11 +96,11 @@ def test_looksam_study_retrains_its_cells_and_says_so(tmp_path):
     before = cell_times(tmp_path)
     assert (
         "sam_ascent_every"
-        not in json.loads((tmp_path / "cells" / "baseline_rho0.5_seed0.json").read_text())["settings"]
+        not in json.loads((tmp_path / "cells" / "tiny_baseline_rho0.5_seed0.json").read_text())["settings"]
     )
     argv = ["study", *TINY, "--rhos", "0", "0.5", "--configs", "baseline", "--workers", "1", "--sam-ascent-every", "2"]
     assert main([*argv, "--output-dir", str(tmp_path)]) == 0
-    assert cell_times(tmp_path)["baseline_rho0.5_seed0.json"] != before["baseline_rho0.5_seed0.json"]
+    assert cell_times(tmp_path)["tiny_baseline_rho0.5_seed0.json"] != before["tiny_baseline_rho0.5_seed0.json"]
     assert json.loads((tmp_path / "study.json").read_text())["settings"]["sam_ascent_every"] == 2
     assert "LookSAM over SAM, a full ascent every 2 steps" in (tmp_path / "study.md").read_text()
 
@@ -138,7 +138,7 @@ def test_study_from_a_clip_backbone(tmp_path):
 def test_study_on_the_shipped_prior_with_layernorm_tuning(tmp_path):
     argv = ["study", *TINY, "--rhos", "0", "--configs", "baseline", "--workers", "1", "--backbone", "tiny-semantic"]
     assert main([*argv, "--finetune", "layernorm", "--output-dir", str(tmp_path)]) == 0
-    cell = json.loads((tmp_path / "cells" / "baseline_rho0_seed0.json").read_text())
+    cell = json.loads((tmp_path / "cells" / "tiny-semantic_baseline_rho0_seed0.json").read_text())
     assert cell["settings"]["finetuning"] == "layernorm" and cell["settings"]["backbone"] == "tiny-semantic"
     assert "layernorm fine-tuning" in (tmp_path / "study.md").read_text()
 

@@ -47,7 +47,7 @@ def folder_study(folders, tmp_path_factory):
 
 
 def test_a_study_on_folders_scores_every_test_split_under_a_unique_name(folder_study, folders):
-    cell = json.loads((folder_study / "cells" / "baseline_rho0_seed0.json").read_text())
+    cell = json.loads((folder_study / "cells" / "tiny_baseline_rho0_seed0.json").read_text())
     assert list(cell["splits"]) == ["validation", "test_gan", "test_vae", "test_gan_more"]
     assert all(scores["n"] == 8 for scores in cell["splits"].values())  # --n-test: 4 real and 4 fake each
     assert cell["settings"]["data"] == str(folders / "train_data")
@@ -62,7 +62,7 @@ def test_a_study_on_folders_scores_every_test_split_under_a_unique_name(folder_s
 
 
 def test_in_domain_picks_the_cor_split_without_retraining(folder_study, folders):
-    cell = folder_study / "cells" / "baseline_rho0_seed0.json"
+    cell = folder_study / "cells" / "tiny_baseline_rho0_seed0.json"
     written = cell.stat().st_mtime_ns
     test_data = ["--test-data", str(folders / "vae"), str(folders / "more")]
     flags = [*test_data, "--n-train", "16", "--n-test", "8", "--in-domain", "test_vae"]
@@ -133,7 +133,7 @@ def video_folder(tmp_path_factory):
 def test_a_study_on_videos_gives_video_level_aucs(video_folder, tmp_path):
     flags = ["--test-data", str(video_folder / "val"), "--frames", "3", "--n-test", "2", "--augment", "none"]
     assert study(tmp_path, video_folder, *flags) == 0
-    cell = json.loads((tmp_path / "cells" / "baseline_rho0_seed0.json").read_text())
+    cell = json.loads((tmp_path / "cells" / "tiny_baseline_rho0_seed0.json").read_text())
     assert list(cell["splits"]) == ["validation", "test_val"]
     scores = cell["splits"]["validation"]
     assert (scores["video_n"], scores["n"]) == (2, 6)  # --n-test counts videos: one real and one fake, 3 frames each
@@ -158,8 +158,8 @@ def test_a_study_on_prepared_videos_equals_the_raw_folders_and_decodes_nothing(v
 
     monkeypatch.setattr("corit_hf.data.preparation.workers.prepare_file", no_decoding)
     assert study(tmp_path / "ready", prepared["train"], "--test-data", str(prepared["test"]), *common) == 0
-    raw, ready = ((tmp_path / name / "cells" / "baseline_rho0_seed0.json").read_text() for name in ("raw", "ready"))
-    raw, ready = json.loads(raw), json.loads(ready)
+    cell = "cells/tiny_baseline_rho0_seed0.json"
+    raw, ready = (json.loads((tmp_path / name / cell).read_text()) for name in ("raw", "ready"))
     assert list(ready["splits"]) == ["validation", "test_celeb"]
     assert ready["splits"]["validation"]["video_n"] == 2 and ready["splits"]["test_celeb"]["video_n"] == 2
     assert ready["splits"]["validation"] == raw["splits"]["validation"]

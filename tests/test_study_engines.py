@@ -1,6 +1,6 @@
-"""`corit study --engine ray` on a local Ray of 2 CPUs: the same cells as `--engine local`, TensorBoard logs per run,
-a killed worker retried, a stopped driver resumed, a failing run recorded, and clear errors for a missing extra and
-misplaced flags.
+"""`corit study --engine ray` on a local Ray of 2 CPUs: the same cells as `--engine local`, each backbone's settings
+in its runs, TensorBoard logs per run, a killed worker retried, a stopped driver resumed, a failing run recorded, and
+clear errors for a missing extra and misplaced flags.
 
 Runs that fail or die are made by replacing `run_cell` with a closure: Ray ships closures by value, so the workers
 run it, and it calls the real `run_cell` once it has done its harm.
@@ -25,7 +25,7 @@ from corit_hf.study import run as study_run
 CONFIGS = ["baseline", "corit"]
 TINY = ["--max-steps", "2", "--n-train", "16", "--n-test", "8", "--batch-size", "8", "--gsnr-every", "2"]
 GRID = ["--rhos", "0", "0.5", "--configs", *CONFIGS]
-CELL_NAMES = {f"{config}_rho{rho}_seed0.json" for config in CONFIGS for rho in ("0", "0.5")}
+CELL_NAMES = {f"tiny_{config}_rho{rho}_seed0.json" for config in CONFIGS for rho in ("0", "0.5")}
 
 
 class DriverStopped(BaseException):
@@ -84,6 +84,15 @@ def test_ray_runs_log_to_tensorboard_under_their_cell_names(local_ray, local_cel
     assert cells(tmp_path / "study") == local_cells  # the trackers change no cell
 
 
+def test_ray_trains_each_backbone_with_its_own_settings(local_ray, local_cells, tmp_path):
+    argv = ["study", *TINY, "--rhos", "0", "--configs", "baseline", "--preset", "tiny", "dinov2-tiny"]
+    assert main([*argv, "--engine", "ray", "--cpus-per-run", "1", "--output-dir", str(tmp_path)]) == 0
+    ray_cells = cells(tmp_path)
+    assert set(ray_cells) == {"tiny_baseline_rho0_seed0.json", "dinov2-tiny_baseline_rho0_seed0.json"}
+    assert ray_cells["tiny_baseline_rho0_seed0.json"] == local_cells["tiny_baseline_rho0_seed0.json"]
+    assert ray_cells["dinov2-tiny_baseline_rho0_seed0.json"]["settings"]["preset"] == "dinov2-tiny"
+
+
 def test_a_killed_worker_is_retried_and_the_study_completes(local_ray, local_cells, tmp_path, monkeypatch):
     killed = tmp_path / "killed"
     run_cell = study_run.run_cell
@@ -130,18 +139,18 @@ def test_a_failing_run_is_recorded_and_the_others_complete(engine, request, tmp_
     attempts = tmp_path / "attempts"
     run_cell = study_run.run_cell
 
-    def run_cell_failing_for_corit_at_half(settings, splits, config, rho, seed):
+    def run_cell_failing_for_corit_at_half(settings, backbone, splits, config, rho, seed):
         if (config, rho) == ("corit", 0.5):
             with attempts.open("a") as log:
                 log.write("attempt\n")
             raise RuntimeError("out of memory, say")
-        return run_cell(settings, splits, config, rho, seed)
+        return run_cell(settings, backbone, splits, config, rho, seed)
 
     monkeypatch.setattr(study_run, "run_cell", run_cell_failing_for_corit_at_half)
     assert study(tmp_path / "study", *engine) == 1
     assert "run corit rho=0.5 seed=0 failed: RuntimeError: out of memory, say" in capsys.readouterr().err
     assert attempts.read_text() == "attempt\n"  # a Python exception is not retried
-    assert set(cells(tmp_path / "study")) == CELL_NAMES - {"corit_rho0.5_seed0.json"}
+    assert set(cells(tmp_path / "study")) == CELL_NAMES - {"tiny_corit_rho0.5_seed0.json"}
     summary = json.loads((tmp_path / "study" / "study.json").read_text())
     [failure] = summary["failed_runs"]
     assert (failure["config"], failure["rho"], failure["seed"]) == ("corit", 0.5, 0)
@@ -199,4 +208,4 @@ def test_a_study_on_a_folder_gives_the_same_cells_on_ray(local_ray, tmp_path):
     assert study(tmp_path / "ray", *flags, "--engine", "ray", "--cpus-per-run", "1") == 0
     assert set(cells(tmp_path / "ray")) == CELL_NAMES
     assert cells(tmp_path / "ray") == cells(tmp_path / "local")
-    assert list(cells(tmp_path / "ray")["corit_rho0.5_seed0.json"]["splits"]) == ["validation", "test_vae"]
+    assert list(cells(tmp_path / "ray")["tiny_corit_rho0.5_seed0.json"]["splits"]) == ["validation", "test_vae"]

@@ -14,7 +14,7 @@ from corit_hf.extras import install_hint
 
 TINY_DATA = ["--n-train", "16", "--n-test", "8", "--batch-size", "8"]
 STUDY = ["study", *TINY_DATA, "--max-steps", "2", "--gsnr-every", "2", "--configs", "baseline"]
-STUDY_RUNS = {"baseline_rho0_seed0", "baseline_rho0.5_seed0"}
+STUDY_RUNS = {"tiny_baseline_rho0_seed0", "tiny_baseline_rho0.5_seed0"}
 GSNR_TAGS = {"train/gsnr/embeddings", "train/gsnr/layer_00", "train/gsnr/head"}
 
 
@@ -66,7 +66,7 @@ def test_study_logs_each_run_under_its_cell_name_and_its_cells_ignore_the_tracke
 def test_study_logs_under_its_output_folder_by_default(tmp_path):
     argv = [*STUDY, "--rhos", "0", "--workers", "1", "--report-to", "tensorboard", "--output-dir", str(tmp_path)]
     assert main(argv) == 0
-    assert {path.name for path in (tmp_path / "runs").iterdir()} == {"baseline_rho0_seed0"}
+    assert {path.name for path in (tmp_path / "runs").iterdir()} == {"tiny_baseline_rho0_seed0"}
 
 
 @pytest.mark.parametrize("command", ["train", "study"])

@@ -104,24 +104,32 @@ def add_frame_arguments(parser: argparse.ArgumentParser, aggregate: bool) -> Non
         )
 
 
+PRESET_HELP = (
+    "random-init backbone shape, a preset name: tiny (CLIP), a family's tiny shape (dinov2-tiny, ...) or a published "
+    "B/L shape (clip-vit-b16, siglip-vit-b16, dinov2-vit-l14, ...); a wrong name lists them all"
+)
+BACKBONE_HELP = (
+    "start from the vision tower of a checkpoint (folder or repo id of a CLIP, SigLIP, DINOv2, DINOv3 or ViT "
+    "model, ...) and its image processor, or `tiny-semantic`: the tiny shape distilled from an ImageNet teacher, "
+    "shipped with the package"
+)
+
+
 def add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
-    """--preset or --backbone, shared by `train` and `study`."""
+    """--preset or --backbone, one backbone for `train`."""
     source = parser.add_mutually_exclusive_group()
-    source.add_argument(
-        "--preset",
-        type=preset,
-        default="tiny",
-        help="random-init backbone shape, a preset name: tiny (CLIP), a family's tiny shape (dinov2-tiny, ...) or a "
-        "published B/L shape (clip-vit-b16, siglip-vit-b16, dinov2-vit-l14, ...); a wrong name lists them all "
-        "(default: %(default)s)",
+    source.add_argument("--preset", type=preset, default="tiny", help=f"{PRESET_HELP} (default: %(default)s)")
+    source.add_argument("--backbone", metavar="PATH_OR_REPO", help=BACKBONE_HELP)
+
+
+def add_study_backbone_arguments(parser: argparse.ArgumentParser) -> None:
+    """--preset and --backbone of `corit study`: each takes one or more, together, and the grid runs on each."""
+    group = parser.add_argument_group(
+        "backbones (the grid runs on each: the presets, then the checkpoints, in the order given; default: --preset "
+        "tiny)"
     )
-    source.add_argument(
-        "--backbone",
-        metavar="PATH_OR_REPO",
-        help="start from the vision tower of a checkpoint (folder or repo id of a CLIP, SigLIP, DINOv2, DINOv3 or ViT "
-        "model, ...) and its image processor, or `tiny-semantic`: the tiny shape distilled from an ImageNet teacher, "
-        "shipped with the package",
-    )
+    group.add_argument("--preset", type=preset, nargs="+", metavar="NAME", help=f"one or more; each a {PRESET_HELP}")
+    group.add_argument("--backbone", nargs="+", metavar="PATH_OR_REPO", help=f"one or more; each to {BACKBONE_HELP}")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

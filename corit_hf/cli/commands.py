@@ -13,7 +13,6 @@ from .settings import (
     augment_name,
     dataloader_workers,
     frame_options,
-    learning_rate,
     model_overrides,
     prepared_request,
     trainer_arguments,
@@ -215,12 +214,15 @@ def predict(args: argparse.Namespace) -> int:
 
 def study(args: argparse.Namespace) -> int:
     """Run or resume the collapse study and print its Markdown summary."""
-    from ..study.report import study_markdown
-    from ..study.run import StudySettings, run_study
+    from ..study.report import run_text, study_markdown
+    from ..study.run import run_study
+    from ..study.settings import Backbone, StudySettings
     from ..training.trackers import tensorboard_hint
 
     engine = _study_engine(args)
     frame_options(args)  # checks the frame flags and the video extra before any data is prepared
+    backbones = [Backbone(preset=name) for name in args.preset or ()]
+    backbones += [Backbone(checkpoint=name) for name in args.backbone or ()]
     settings = StudySettings(
         rhos=args.rhos,
         configs=args.configs,
@@ -230,12 +232,11 @@ def study(args: argparse.Namespace) -> int:
         n_test=args.n_test,
         max_steps=args.max_steps,
         batch_size=args.batch_size,
-        learning_rate=learning_rate(args),
+        learning_rate=args.lr,
         adaptive=args.adaptive,
         sam_ascent_every=args.sam_ascent_every,
         gsnr_every=args.gsnr_every,
-        preset=args.preset,
-        backbone=args.backbone,
+        **({"backbones": backbones} if backbones else {}),
         augment=augment_name(args),
         finetuning=args.finetune,
         data=args.data,
@@ -254,8 +255,9 @@ def study(args: argparse.Namespace) -> int:
     logs = summary["settings"]["logging_dir"]
     if logs and Path(logs).is_dir():
         print(tensorboard_hint(logs, "TensorBoard logs, one folder per run named like its cell"))
+    several = len(summary["backbones"]) > 1
     for failure in summary["failed_runs"]:
-        run = f"{failure['config']} rho={failure['rho']:g} seed={failure['seed']}"
+        run = run_text(failure["config"], failure["rho"], failure["seed"], failure["backbone"] if several else None)
         print(f"corit study: run {run} failed: {failure['error']}", file=sys.stderr)
     return 1 if summary["failed_runs"] else 0
 

@@ -6,11 +6,11 @@ from .. import defaults
 from .arguments import (
     add_ascent_every_argument,
     add_augmentation_arguments,
-    add_backbone_arguments,
     add_data_arguments,
     add_frame_arguments,
     add_long_run_arguments,
     add_model_arguments,
+    add_study_backbone_arguments,
     add_tracking_arguments,
 )
 from .values import COUNT, COUNT_OR_ZERO, NON_NEGATIVE, POSITIVE, PROBABILITY, SEED, number
@@ -154,15 +154,16 @@ def add_study_command(subparsers: argparse._SubParsersAction) -> None:
         "study",
         help="the collapse study: train each configuration at each SAM radius, report COR and GSNR",
         description=(
-            "Train every configuration (--configs) at every SAM radius (--rhos) and seed (--seeds) on one "
-            "benchmark family, or on --data, score every family (or --data's validation and test splits and every "
-            "--test-data folder), and log layer-wise GSNR. COR comes from the --in-domain split's AUC; every other "
-            "scored split is unseen. Writes study.json, study.csv, study.md "
+            "Train every configuration (--configs) at every SAM radius (--rhos) and seed (--seeds) on each backbone "
+            "(--preset, --backbone) on one benchmark family, or on --data, score every family (or --data's "
+            "validation and test splits and every --test-data folder), and log layer-wise GSNR. COR comes from the "
+            "--in-domain split's AUC; every other scored split is unseen. Writes study.json, study.csv, study.md "
             "(printed at the end), auc_vs_rho.png and gsnr_heatmap.png into OUTPUT_DIR, with each configuration's "
             "Critical Optimization Radius (COR: the largest rho whose run keeps half the rho=0 run's above-chance "
-            "AUC) and the Spearman correlation of mean GSNR with COR. Finished runs are kept in OUTPUT_DIR/cells/: "
-            "re-running resumes, and adding rhos, configs or seeds only trains the new runs. The default (40 runs "
-            "of the random-init tiny backbone) takes 3 to 6 minutes on a 2-core CPU."
+            "AUC) and the Spearman correlation of mean GSNR with COR; with several backbones, side by side. "
+            "Finished runs are kept in OUTPUT_DIR/cells/: re-running resumes, and adding rhos, configs, seeds or "
+            "backbones only trains the new runs. The default (40 runs of the random-init tiny backbone) takes 3 to 6 "
+            "minutes on a 2-core CPU."
         ),
     )
     parser.add_argument(
@@ -189,7 +190,7 @@ def add_study_command(subparsers: argparse._SubParsersAction) -> None:
         metavar="SEED",
         help="default: %(default)s",
     )
-    add_backbone_arguments(parser)
+    add_study_backbone_arguments(parser)
     parser.add_argument(
         "--finetune",
         choices=("full", "layernorm", "lora"),
@@ -211,8 +212,8 @@ def add_study_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--lr",
         type=NON_NEGATIVE,
-        help=f"AdamW learning rate (default: {defaults.LEARNING_RATE:g}, or {defaults.LEARNING_RATE_PRETRAINED:g} "
-        "with --backbone pretrained weights, as `corit train`)",
+        help=f"AdamW learning rate of every run (default, per backbone as `corit train`: {defaults.LEARNING_RATE:g}, "
+        f"or {defaults.LEARNING_RATE_PRETRAINED:g} for pretrained weights)",
     )
     parser.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision (where the hardware has it)")
     parser.add_argument("--adaptive", action="store_true", help="adaptive SAM (ASAM) instead of SAM")
@@ -221,7 +222,9 @@ def add_study_command(subparsers: argparse._SubParsersAction) -> None:
         "--gsnr-every", type=COUNT_OR_ZERO, default=defaults.STUDY_GSNR_EVERY, help="default: %(default)s"
     )
     add_engine_arguments(parser)
-    add_tracking_arguments(parser, "OUTPUT_DIR/runs; each run in a subfolder named like its cell: corit_rho0.05_seed0")
+    add_tracking_arguments(
+        parser, "OUTPUT_DIR/runs; each run in a subfolder named like its cell: tiny_corit_rho0.05_seed0"
+    )
     parser.add_argument(
         "--data-workers",
         type=COUNT_OR_ZERO,

@@ -64,14 +64,10 @@ def trainer_arguments(args: argparse.Namespace):
 
 
 def learning_rate(args: argparse.Namespace) -> float:
-    """--lr, else a default that depends on --backbone: pretrained weights (of any family) are fine-tuned gently,
-    while a shipped prior is the tiny shape and trains like it."""
-    from ..prior.registry import PRIORS
+    """--lr, else the default for --backbone (`default_learning_rate`)."""
+    from ..training.run import default_learning_rate
 
-    if args.lr is not None:
-        return args.lr
-    pretrained = args.backbone is not None and args.backbone not in PRIORS
-    return defaults.LEARNING_RATE_PRETRAINED if pretrained else defaults.LEARNING_RATE
+    return default_learning_rate(args.backbone) if args.lr is None else args.lr
 
 
 def dataloader_workers(requested: int | None, processes: int | None = None) -> int:

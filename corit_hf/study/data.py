@@ -9,7 +9,6 @@ folder's test splits are scored, all cut to seeded, class-balanced subsets when 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import datasets
 import torch
@@ -20,21 +19,20 @@ from ..data import ForensicCollator
 from ..data.splits import TEST_PREFIX, VALIDATION, balanced_subset, with_validation
 from ..models.modeling_corit import image_processor_for, input_size
 from ..training.run import detector_config, load_data, load_test_data
-
-
-if TYPE_CHECKING:
-    from .run import StudySettings
+from .settings import Backbone, StudySettings
 
 
 SUBSET_SEED = 0
 """Subsets are drawn once with this seed, the same for every run, so runs differ only in config, rho and seed."""
 
 
-def study_splits(settings: "StudySettings", cache_dir: Path | None = None) -> tuple[DatasetDict, dict | None]:
-    """`train` and the splits every run scores, as images: the built-in benchmark's test splits (the benchmark is
-    cached on disk in `cache_dir`), or `folder_splits`; and the record of a validation split carved out of --data
-    (None: none). Checks that the in-domain split is among them."""
-    image_size = input_size(detector_config(settings.preset, settings.backbone))
+def study_splits(
+    settings: StudySettings, backbone: Backbone, cache_dir: Path | None = None
+) -> tuple[DatasetDict, dict | None]:
+    """`train` and the splits every run scores, as images (the benchmark's at `backbone`'s input size): the built-in
+    benchmark's test splits (cached on disk in `cache_dir`), or `folder_splits`; and the record of a validation
+    split carved out of --data (None: none). Checks that the in-domain split is among them."""
+    image_size = input_size(detector_config(backbone.preset, backbone.checkpoint))
     carved = None
     if settings.data is not None:
         splits, carved = folder_splits(settings)
@@ -54,7 +52,7 @@ def study_splits(settings: "StudySettings", cache_dir: Path | None = None) -> tu
     return splits, carved
 
 
-def check_in_domain(settings: "StudySettings", scored: list[str]) -> None:
+def check_in_domain(settings: StudySettings, scored: list[str]) -> None:
     """The in-domain split must be one of the `scored` splits, and not the only one (nothing would be unseen)."""
     if settings.in_domain not in scored:
         fix = "; name the split whose AUC defines COR with --in-domain" if settings.in_domain_split is None else ""
@@ -63,7 +61,7 @@ def check_in_domain(settings: "StudySettings", scored: list[str]) -> None:
         raise ValueError(f"nothing to test generalisation on besides {settings.in_domain!r}: add --test-data.")
 
 
-def folder_splits(settings: "StudySettings") -> tuple[DatasetDict, dict | None]:
+def folder_splits(settings: StudySettings) -> tuple[DatasetDict, dict | None]:
     """--data's `train` split (less a validation split carved out by `with_validation`), then its validation and
     test splits and each --test-data folder's test splits (named uniquely), each cut to a seeded, class-balanced
     subset of --n-train / --n-test (None: whole); and the record of the carve-out (None: none)."""
@@ -79,7 +77,7 @@ def folder_splits(settings: "StudySettings") -> tuple[DatasetDict, dict | None]:
     return DatasetDict(subsets), carved
 
 
-def prepared_request(settings: "StudySettings") -> dict:
+def prepared_request(settings: StudySettings) -> dict:
     """How `load_data` prepares --data and --test-data folders: the frame and face settings as given (None: as
     prepared) and where raw folders are prepared."""
     names = ("frames", "faces", "face_fallback", "prepared_cache")
@@ -98,14 +96,16 @@ def _quiet_datasets() -> Iterator[None]:
             datasets.enable_progress_bars()
 
 
-def load_study_data(settings: "StudySettings", cache_dir: Path | None = None) -> tuple[dict, dict | None]:
-    """What each run trains and is scored on, and the record of a validation split carved out of --data (None:
-    none). The benchmark's splits become model inputs in memory, once (with augmentation the training split stays
-    as images, augmented afresh in every run); --data stays lazy."""
-    splits, carved = study_splits(settings, cache_dir)
+def load_study_data(
+    settings: StudySettings, backbone: Backbone, cache_dir: Path | None = None
+) -> tuple[dict, dict | None]:
+    """What each run on `backbone` trains and is scored on, and the record of a validation split carved out of
+    --data (None: none). The benchmark's splits become model inputs of `backbone`'s image processor in memory, once
+    (with augmentation the training split stays as images, augmented afresh in every run); --data stays lazy."""
+    splits, carved = study_splits(settings, backbone, cache_dir)
     if settings.data is not None:
         return dict(splits), carved
-    collate = ForensicCollator(image_processor_for(detector_config(settings.preset, settings.backbone)))
+    collate = ForensicCollator(image_processor_for(detector_config(backbone.preset, backbone.checkpoint)))
     augmented = settings.augment != "none"
     inputs = {
         name: split if name == "train" and augmented else PixelDataset(**collate(list(split)))

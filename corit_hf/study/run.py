@@ -1,15 +1,17 @@
 """The collapse study: train every configuration at every SAM radius rho (and seed), score every forgery family,
 log layer-wise GSNR, then summarise each configuration by its Critical Optimization Radius (COR).
 
-Each finished run ("cell") is written to `OUTPUT/cells/<config>_rho<rho>_seed<seed>.json` at once, so an
-interrupted study resumes where it stopped; cells trained with other settings are run again.
+The grid runs on each backbone of the study. Each finished run ("cell") is written to
+`OUTPUT/cells/<backbone>_<config>_rho<rho>_seed<seed>.json` at once, so an interrupted study resumes where it stopped
+and a study grown by a backbone trains only that backbone's runs; cells trained with other settings are run again.
 """
 
 import json
 import math
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Iterator
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 
@@ -17,126 +19,46 @@ import numpy as np
 from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
-from .. import defaults
 from ..defaults import CONFIGURATIONS
 from ..evaluation.collapse import critical_radius
 from ..evaluation.scoring import score_splits
 from ..files import write_json
-from ..models.finetuning import FINETUNING_MODES
 from ..models.modeling_corit import image_processor_for
-from ..training.augmentation import AUGMENTATIONS, augmentation_config
+from ..training.augmentation import augmentation_config
 from ..training.run import (
     build_detector,
+    detector_config,
     final_train_loss,
     gsnr_records,
     mean_gsnr_by_layer,
     train_detector,
     training_arguments,
 )
-from ..training.trackers import LOGGING_DIR_ENV, TENSORBOARD, reporting_integrations
-from .data import VALIDATION, check_in_domain, load_study_data
+from ..training.trackers import LOGGING_DIR_ENV, TENSORBOARD
+from .data import check_in_domain, load_study_data
 from .engines import Engine, LocalEngine, RunFailure, RunKey
-from .report import write_report
+from .report import run_text, write_report
+from .settings import Backbone, StudySettings
 
 
-TEST_PREFIX = "test_"
 BENCHMARK_CACHE = "benchmark"
-CELL_VERSION = 1
-"""Bumped when what a cell records changes, so older cells are retrained rather than mixed in."""
+CellKey = tuple[Backbone, str, float, int]
+"""One run of the study: (backbone, configuration, rho, seed)."""
 
 
-@dataclass
-class StudySettings:
-    """Everything that defines a study. The grid (rhos, configs, seeds) can grow between runs; the rest, if
-    changed, makes earlier cells stale."""
-
-    rhos: list[float] = field(default_factory=lambda: list(defaults.STUDY_RHOS))
-    configs: list[str] = field(default_factory=lambda: list(defaults.STUDY_CONFIGS))
-    seeds: list[int] = field(default_factory=lambda: list(defaults.STUDY_SEEDS))
-    train_family: str = defaults.TRAIN_FAMILY
-    n_train: int | None = None
-    n_test: int | None = None
-    max_steps: int = defaults.STUDY_MAX_STEPS
-    batch_size: int = defaults.STUDY_BATCH_SIZE
-    learning_rate: float = defaults.LEARNING_RATE
-    adaptive: bool = False
-    sam_ascent_every: int = 1
-    gsnr_every: int = defaults.STUDY_GSNR_EVERY
-    preset: str = "tiny"
-    backbone: str | None = None
-    augment: str = defaults.AUGMENT_BENCHMARK
-    finetuning: str = "full"
-    data: str | None = None
-    test_data: list[str] = field(default_factory=list)
-    in_domain_split: str | None = None
-    val_fraction: float | None = None
-    frames: int | None = None
-    faces: bool | None = None
-    face_fallback: str | None = None
-    prepared_cache: str | None = None
-    bf16: bool = False
-    data_workers: int = 0
-    report_to: str | list[str] = field(default_factory=list)
-    logging_dir: str | None = None
-
-    def __post_init__(self):
-        if self.test_data and self.data is None:
-            raise ValueError("--test-data needs --data: the built-in benchmark brings its own test splits.")
-        if self.val_fraction is not None and self.data is None:
-            raise ValueError("--val-fraction needs --data: the built-in benchmark brings its own validation split.")
-        if self.data is None:  # the benchmark's sizes; on --data, None = every image
-            self.n_train = defaults.N_TRAIN if self.n_train is None else self.n_train
-            self.n_test = defaults.N_TEST if self.n_test is None else self.n_test
-        if self.augment not in AUGMENTATIONS:
-            raise ValueError(f"Unknown augmentation {self.augment!r}; choose from {', '.join(AUGMENTATIONS)}.")
-        unknown = sorted(set(self.configs) - set(CONFIGURATIONS))
-        if unknown:
-            raise ValueError(f"Unknown configuration(s) {unknown}; choose from {sorted(CONFIGURATIONS)}.")
-        if 0.0 not in self.rhos:
-            raise ValueError(f"rhos must include 0 (the reference run of COR), got {self.rhos}.")
-        if not all(math.isfinite(rho) and rho >= 0 for rho in self.rhos):
-            raise ValueError(f"rhos must be finite numbers >= 0, got {self.rhos}.")
-        if self.finetuning not in FINETUNING_MODES:
-            raise ValueError(f"finetuning must be one of {FINETUNING_MODES}, got {self.finetuning!r}.")
-        self.rhos = sorted(set(float(rho) for rho in self.rhos))
-        self.configs = list(dict.fromkeys(self.configs))
-        self.seeds = list(dict.fromkeys(self.seeds))
-        self.report_to = reporting_integrations(self.report_to, self.logging_dir)
-
-    def run_settings(self) -> dict:
-        """The settings a cell's result depends on besides its own config, rho and seed (+ the cell format)."""
-        grid = ("rhos", "configs", "seeds")
-        # How cells are summarised, read or watched (trackers), not what they hold:
-        summary_only = ("in_domain_split", "data_workers", "prepared_cache", "report_to", "logging_dir")
-        # Settings at the value they had before they existed (plain SAM, no augmentation, full fine-tuning, the
-        # benchmark in fp32) are left out, so cells written before them stay valid.
-        former = {"sam_ascent_every": 1, "augment": "none", "finetuning": "full", "data": None, "test_data": []}
-        former.update(frames=None, faces=None, face_fallback=None, bf16=False, val_fraction=None)
-        unset = tuple(key for key, value in former.items() if getattr(self, key) == value)
-        settings = {key: value for key, value in asdict(self).items() if key not in grid + summary_only + unset}
-        return {"cell_version": CELL_VERSION, **settings}
-
-    @property
-    def in_domain(self) -> str:
-        """The split whose AUC defines COR, where collapse is measured: `in_domain_split` if given, else the
-        validation split of --data, else the benchmark's held-out test split of the training family."""
-        if self.in_domain_split:
-            return self.in_domain_split
-        return VALIDATION if self.data is not None else f"{TEST_PREFIX}{self.train_family}"
-
-    def cells(self) -> list[tuple[str, float, int]]:
-        """Every (config, rho, seed) of the grid, seed-major so a first seed completes the picture first."""
-        return [(config, rho, seed) for seed in self.seeds for config in self.configs for rho in self.rhos]
-
-
-def cell_name(config: str, rho: float, seed: int) -> str:
-    """One run's name: its cell file's, its tracker run's and its TensorBoard folder's."""
+def grid_name(config: str, rho: float, seed: int) -> str:
+    """A run's place in the grid; alone, the name of cells written before a study had several backbones."""
     return f"{config}_rho{rho:g}_seed{seed}"
 
 
-def cell_path(output_dir: Path, config: str, rho: float, seed: int) -> Path:
+def cell_name(backbone: Backbone, config: str, rho: float, seed: int) -> str:
+    """One run's name: its cell file's, its tracker run's and its TensorBoard folder's."""
+    return f"{backbone.label}_{grid_name(config, rho, seed)}"
+
+
+def cell_path(output_dir: Path, backbone: Backbone, config: str, rho: float, seed: int) -> Path:
     """Where one run's result is kept."""
-    return output_dir / "cells" / f"{cell_name(config, rho, seed)}.json"
+    return output_dir / "cells" / f"{cell_name(backbone, config, rho, seed)}.json"
 
 
 def with_logging_dir(settings: StudySettings, output_dir: Path) -> StudySettings:
@@ -148,25 +70,37 @@ def with_logging_dir(settings: StudySettings, output_dir: Path) -> StudySettings
     return replace(settings, logging_dir=str(Path(folder).expanduser().absolute()))
 
 
-def load_finished_cell(path: Path, settings: StudySettings) -> dict | None:
-    """A cell written earlier with the same run settings, else None (missing, unreadable or stale)."""
+def find_finished_cell(output_dir: Path, settings: StudySettings, key: CellKey) -> dict | None:
+    """The cell of run `key` written earlier with the same run settings, else None: at its own path, else under
+    the name it had before a study had several backbones (its recorded settings name the backbone it ran on)."""
+    backbone, *grid = key
+    for path in (cell_path(output_dir, *key), output_dir / "cells" / f"{grid_name(*grid)}.json"):
+        cell = load_finished_cell(path, settings.run_settings(backbone))
+        if cell is not None:
+            return cell
+    return None
+
+
+def load_finished_cell(path: Path, run_settings: dict) -> dict | None:
+    """The cell at `path` if it was written with `run_settings`, else None (missing, unreadable or stale)."""
     try:
         cell = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    return cell if cell.get("settings") == settings.run_settings() else None
+    return cell if cell.get("settings") == run_settings else None
 
 
-def run_cell(settings: StudySettings, splits, config: str, rho: float, seed: int) -> dict:
-    """Train one configuration at one rho and seed; score it on every test split and collect its GSNR."""
-    model = build_detector(settings.preset, settings.backbone, seed=seed, **CONFIGURATIONS[config])
-    run_name = cell_name(config, rho, seed)
+def run_cell(settings: StudySettings, backbone: Backbone, splits, config: str, rho: float, seed: int) -> dict:
+    """Train one configuration on `backbone` at one rho and seed; score it on every test split and collect its
+    GSNR."""
+    model = build_detector(backbone.preset, backbone.checkpoint, seed=seed, **CONFIGURATIONS[config])
+    run_name = cell_name(backbone, config, rho, seed)
     with tempfile.TemporaryDirectory() as scratch:
         args = training_arguments(
             scratch,
             max_steps=settings.max_steps,
             per_device_train_batch_size=settings.batch_size,
-            learning_rate=settings.learning_rate,
+            learning_rate=settings.learning_rate_of(backbone),
             seed=seed,
             sam_rho=rho,
             sam_adaptive=settings.adaptive,
@@ -194,7 +128,7 @@ def run_cell(settings: StudySettings, splits, config: str, rho: float, seed: int
     scores = score_splits(trainer.model, scored, image_processor, workers=settings.data_workers)
     gsnr_log = gsnr_records(trainer.state.log_history)
     return {
-        "settings": settings.run_settings(),
+        "settings": settings.run_settings(backbone),
         "config": config,
         "rho": rho,
         "seed": seed,
@@ -208,25 +142,30 @@ def run_cell(settings: StudySettings, splits, config: str, rho: float, seed: int
 def run_study(
     settings: StudySettings, output_dir: str | Path, engine: Engine | None = None, progress: bool = True
 ) -> dict:
-    """Run (or resume) every cell on `engine` (default: `LocalEngine()`), then write study.json / .csv / .md and
-    the plots; returns the summary. A run that fails is listed in the summary's `failed_runs`, not written as a cell,
-    so the next call retries it."""
+    """Run (or resume) every cell of every backbone on `engine` (default: `LocalEngine()`), then write study.json /
+    .csv / .md and the plots; returns the summary. A run that fails is listed in the summary's `failed_runs`, not
+    written as a cell, so the next call retries it."""
     output_dir = Path(output_dir)
     engine = engine or LocalEngine()
     settings = with_logging_dir(settings, output_dir)
-    cells = {key: load_finished_cell(cell_path(output_dir, *key), settings) for key in settings.cells()}
-    missing = [key for key, cell in cells.items() if cell is None]
+    keys = [(backbone, *grid) for backbone in settings.backbones for grid in settings.cells()]
+    cells = {key: find_finished_cell(output_dir, settings, key) for key in keys}
+    pending: dict[Backbone, list[RunKey]] = {}
+    for backbone, *grid in (key for key, cell in cells.items() if cell is None):
+        pending.setdefault(backbone, []).append(tuple(grid))
+    for backbone in pending:  # a mistyped preset or checkpoint fails before any run trains
+        detector_config(backbone.preset, backbone.checkpoint)
     failures = {}
-    if missing:
-        splits, carved = load_study_data(settings, output_dir / BENCHMARK_CACHE)
-        bar = tqdm(desc="study", unit="run", disable=not progress, initial=len(cells) - len(missing), total=len(cells))
-        for key, result in engine.run(partial(run_cell, settings), splits, missing):
-            run = f"{key[0]} rho={key[1]:g} seed={key[2]}"
+    if pending:
+        missing = sum(map(len, pending.values()))
+        bar = tqdm(desc="study", unit="run", disable=not progress, initial=len(cells) - missing, total=len(cells))
+        for key, result in train_pending(settings, pending, engine, output_dir / BENCHMARK_CACHE):
+            backbone, config, rho, seed = key
+            run = run_text(config, rho, seed, backbone.name)
             if isinstance(result, RunFailure):
                 failures[key] = result
                 bar.set_postfix_str(f"{run} failed: {result.error}")
             else:
-                result = {**result, "validation_split": carved} if carved else result
                 write_json(cell_path(output_dir, *key), result)
                 cells[key] = result
                 bar.set_postfix_str(f"{run} AUC={result['splits'][settings.in_domain]['auc']:.2f}")
@@ -235,30 +174,68 @@ def run_study(
     finished = [cell for cell in cells.values() if cell is not None]
     if finished:  # --in-domain may name any scored split
         check_in_domain(settings, list(finished[0]["splits"]))
-    summary = summarise(settings, finished, failures)
+    summary = summarise(settings, cells, failures)
     write_report(summary, output_dir)
     return summary
 
 
-def summarise(settings: StudySettings, cells: list[dict], failures: dict[RunKey, RunFailure]) -> dict:
-    """Per configuration and rho: seed means and spreads; per configuration: COR and mean GSNR; and their
-    Spearman rank correlation across configurations. A configuration with a failed run is left out of the
-    summaries (its finished cells stay in `cells`) and every failure is listed in `failed_runs`."""
-    incomplete = {config for config, _, _ in failures}
+def train_pending(
+    settings: StudySettings, pending: dict[Backbone, list[RunKey]], engine: Engine, cache_dir: Path
+) -> Iterator[tuple[CellKey, dict | RunFailure]]:
+    """Train each backbone's pending runs on `engine`, one backbone after another (each on the data as its own
+    preprocessing gives it); yield each run's cell (with the validation split carved out of --data) or failure."""
+    for backbone, grid in pending.items():
+        splits, carved = load_study_data(settings, backbone, cache_dir)
+        for key, result in engine.run(partial(run_cell, settings, backbone), splits, grid):
+            if carved and not isinstance(result, RunFailure):
+                result = {**result, "validation_split": carved}
+            yield (backbone, *key), result
+
+
+def summarise(settings: StudySettings, cells: dict[CellKey, dict | None], failures: dict[CellKey, RunFailure]) -> dict:
+    """Each backbone's summary (`summarise_backbone`), the finished cells, and every failure in `failed_runs`. A
+    study of one backbone also has that backbone's `configs` and `gsnr_cor_spearman` at the top, as before a study
+    could have several."""
+    finished = [cell for cell in cells.values() if cell is not None]
+    backbones = {
+        backbone.name: summarise_backbone(
+            settings,
+            backbone,
+            [cell for (owner, *_), cell in cells.items() if owner == backbone and cell is not None],
+            {config for owner, config, _, _ in failures if owner == backbone},
+        )
+        for backbone in settings.backbones
+    }
+    single = {}
+    if len(backbones) == 1:
+        (only,) = backbones.values()
+        single = {"configs": only["configs"], "gsnr_cor_spearman": only["gsnr_cor_spearman"]}
+    return {
+        "settings": asdict(settings),
+        "validation_split": next((cell["validation_split"] for cell in finished if "validation_split" in cell), None),
+        "in_domain_split": settings.in_domain,
+        **single,
+        "backbones": backbones,
+        "failed_runs": [
+            {"backbone": backbone.name, "config": config, "rho": rho, "seed": seed, **asdict(failure)}
+            for (backbone, config, rho, seed), failure in failures.items()
+        ],
+        "cells": finished,
+    }
+
+
+def summarise_backbone(settings: StudySettings, backbone: Backbone, cells: list[dict], incomplete: set[str]) -> dict:
+    """One backbone's runs: per configuration and rho, seed means and spreads; per configuration, COR and mean GSNR;
+    and their Spearman rank correlation across configurations. A configuration with a failed run (`incomplete`) is
+    left out (its finished cells stay in the study's `cells`)."""
     configs = {
         config: summarise_config(settings, cells, config) for config in settings.configs if config not in incomplete
     }
     return {
-        "settings": asdict(settings),
-        "validation_split": next((cell["validation_split"] for cell in cells if "validation_split" in cell), None),
-        "in_domain_split": settings.in_domain,
+        **asdict(backbone),
+        "learning_rate": settings.learning_rate_of(backbone),
         "configs": configs,
         "gsnr_cor_spearman": gsnr_cor_correlation(configs),
-        "failed_runs": [
-            {"config": config, "rho": rho, "seed": seed, **asdict(failure)}
-            for (config, rho, seed), failure in failures.items()
-        ],
-        "cells": cells,
     }
 
 

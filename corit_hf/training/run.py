@@ -18,6 +18,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from ..data import build_benchmark
 from ..data.preparation.prepared import open_prepared
 from ..data.splits import test_split_names, unique_test_splits
+from ..defaults import LEARNING_RATE, LEARNING_RATE_PRETRAINED
 from ..evaluation.collapse import HEADLINE_SCORES, detection_scores
 from ..evaluation.scoring import batch_collator, fake_probability, is_fake, real_label_id
 from ..files import write_json, write_text_atomic
@@ -25,7 +26,7 @@ from ..models.configuration_corit import CoritConfig
 from ..models.finetuning import apply_finetuning
 from ..models.loading import quiet_weight_loading
 from ..models.modeling_corit import CoritForImageClassification, backbone_config, image_processor_for, input_size
-from ..prior.registry import resolve_backbone
+from ..prior.registry import PRIORS, resolve_backbone
 from .augmentation import AugmentationConfig, AugmentedDataset
 from .trackers import tensorboard_logging_dir
 from .trainer import CoritTrainer, CoritTrainingArguments
@@ -66,6 +67,13 @@ def detector_config(preset: str = "tiny", backbone: str | None = None) -> CoritC
     if backbone:
         return backbone_config(resolve_backbone(backbone))
     return CoritConfig.from_preset(preset)
+
+
+def default_learning_rate(backbone: str | None) -> float:
+    """AdamW's learning rate when none is given: pretrained weights (of any family) are fine-tuned gently, while a
+    random-init preset or a shipped prior (the tiny shape) trains like the tiny preset."""
+    pretrained = backbone is not None and backbone not in PRIORS
+    return LEARNING_RATE_PRETRAINED if pretrained else LEARNING_RATE
 
 
 def label_fields(labels: list[str] | None) -> dict:
