@@ -28,7 +28,8 @@ from PIL import Image
 from skimage import data as skimage_data
 
 from corit_hf.cli import main
-from corit_hf.data import load_forensic_folder, workers
+from corit_hf.data import load_forensic_folder
+from corit_hf.data.preparation import workers
 from corit_hf.data.preparation.prepare import prepare_dataset
 from corit_hf.data.preparation.prepared import open_prepared
 from corit_hf.data.preparation.prepared_format import PrepareOptions
