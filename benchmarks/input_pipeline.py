@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from corit_hf.data import ForensicCollator, load_forensic_folder
 from corit_hf.data.sources import bundled_photos, real_crop
-from corit_hf.models.modeling_corit import image_processor_for
+from corit_hf.models.modeling_corit import image_processor_for, input_size
 from corit_hf.training.augmentation import AugmentationConfig, AugmentedDataset
 from corit_hf.training.run import detector_config
 
@@ -59,18 +59,18 @@ def main() -> None:
     parser.add_argument("--file-size", type=int, default=256, help="side of the JPEG files in px (default: 256)")
     args = parser.parse_args()
     processor = image_processor_for(detector_config("clip-vit-b16"))
-    input_size = detector_config("clip-vit-b16").vision_config.image_size
+    size = input_size(detector_config("clip-vit-b16"))
     bundled_photos()
     with tempfile.TemporaryDirectory() as folder:
         write_jpeg_folder(Path(folder) / "train", args.count, args.file_size)
         splits, _ = load_forensic_folder(folder)
         train = splits["train"]
         collator = ForensicCollator(processor)
-        print(f"{args.count} JPEG files of {args.file_size} px -> {input_size} px inputs, {os.cpu_count()} CPUs")
+        print(f"{args.count} JPEG files of {args.file_size} px -> {size} px inputs, {os.cpu_count()} CPUs")
         print(f"{'augmentation':<12} {'workers':>7} {'images/s':>9} {'per worker':>10} {'per CPU-s':>9}")
         for name, dataset in (
             ("none", train),
-            ("blur-jpeg", AugmentedDataset(train, input_size, AugmentationConfig())),
+            ("blur-jpeg", AugmentedDataset(train, size, AugmentationConfig())),
         ):
             for workers in sorted({0, *args.workers}):  # 0 gives the per-core rate
                 rate, per_core = images_per_second(dataset, collator, workers, args.batch_size)

@@ -10,7 +10,7 @@ THRESHOLD = 0.5
 and the field's evaluation code (`> 0.5`) decide (`evaluation.collapse.is_labelled_fake` applies it)."""
 
 CONFIGURATIONS: dict[str, dict] = {
-    # The plain CLIP linear probe (UniversalFakeDetect style): every CoRIT mechanism off.
+    # The plain linear probe on the backbone (UniversalFakeDetect style on CLIP): every CoRIT mechanism off.
     "baseline": {"use_cgp_mask": False, "rsi_strength": 0.0, "hri_layers": [-1]},
     # The section-3 reading of CoRIT: RRM + RSI + HRI at the config defaults.
     "corit": {},

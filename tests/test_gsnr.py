@@ -76,8 +76,8 @@ def test_layer_groups_understand_clip_blocks():
 
 
 def test_layer_groups_fall_back_to_top_level_modules():
-    names = ["module.stem.weight", "module.stem.bias", "module.blocks.0.weight", "module.fc.weight", "scale"]
-    assert layer_groups(names) == {"stem": [0, 1], "blocks": [2], "fc": [3], "scale": [4]}
+    names = ["module.stem.weight", "module.stem.bias", "module.stages.0.weight", "module.fc.weight", "scale"]
+    assert layer_groups(names) == {"stem": [0, 1], "stages": [2], "fc": [3], "scale": [4]}
 
 
 def test_unknown_estimator_is_rejected():

@@ -196,7 +196,7 @@ def test_card_of_an_unevaluated_baseline(tmp_path):
 
     assert "model-index" not in card.data.to_dict() and "base_model" not in card.data.to_dict()
     assert "Not evaluated yet" in card.text and "No training record" in card.text
-    assert "plain CLIP linear-probe baseline" in card.text
+    assert "plain linear-probe baseline on the backbone" in card.text
 
 
 def test_push_space_deploys_the_app_and_points_it_at_the_model(hub, capsys):

@@ -24,7 +24,7 @@ from transformers.image_processing_utils import BaseImageProcessor
 from ..data import FAMILIES, ImageLoadError, open_image
 from ..evaluation.scoring import fake_probability
 from ..models.loading import first_line, quiet_weight_loading, resolve_model
-from ..models.modeling_corit import CLIP_MEAN, CLIP_STD, CoritForImageClassification
+from ..models.modeling_corit import CoritForImageClassification
 from ..video.frames import is_video_path
 
 
@@ -74,7 +74,7 @@ class Detector:
         fake_probabilities = fake_probability(outputs.logits, self.real_label_id)
         strips = [
             heatmap_strip(view, [(s[i], m[i]) for s, m in zip(outputs.region_scores, outputs.region_masks)])
-            for i, view in enumerate(model_views(pixel_values))
+            for i, view in enumerate(model_views(pixel_values, self.processor))
         ]
         contributions = layer_contributions(self.model, outputs.layer_features, outputs.logits)
         return fake_probabilities, outputs.logits.argmax(dim=-1), strips, contributions
@@ -91,10 +91,11 @@ def load_detector(source: str) -> Detector:
     return Detector(model=model, processor=AutoImageProcessor.from_pretrained(location), source=source)
 
 
-def model_views(pixel_values: torch.Tensor) -> list[np.ndarray]:
-    """The crops the model saw, un-normalised back to uint8 RGB arrays."""
-    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+def model_views(pixel_values: torch.Tensor, processor: BaseImageProcessor) -> list[np.ndarray]:
+    """The crops the model saw, un-normalised with the mean and std of the `processor` that made them, back to uint8
+    RGB arrays."""
+    mean = torch.tensor(processor.image_mean).view(1, 3, 1, 1)
+    std = torch.tensor(processor.image_std).view(1, 3, 1, 1)
     pixels = (pixel_values.float() * std + mean).clamp(0, 1).mul(255).round().to(torch.uint8)
     return list(pixels.permute(0, 2, 3, 1).numpy())
 

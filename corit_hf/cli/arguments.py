@@ -111,13 +111,16 @@ def add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
         "--preset",
         type=preset,
         default="tiny",
-        help="random-init backbone shape: tiny, clip-vit-b16 or clip-vit-l14 (default: %(default)s)",
+        help="random-init backbone shape, a preset name: tiny (CLIP), a family's tiny shape (dinov2-tiny, ...) or a "
+        "published B/L shape (clip-vit-b16, siglip-vit-b16, dinov2-vit-l14, ...); a wrong name lists them all "
+        "(default: %(default)s)",
     )
     source.add_argument(
         "--backbone",
         metavar="PATH_OR_REPO",
-        help="start from the vision weights of a CLIP model (folder or repo id), or `tiny-semantic`: the tiny shape "
-        "distilled from an ImageNet teacher, shipped with the package",
+        help="start from the vision tower of a checkpoint (folder or repo id of a CLIP, SigLIP, DINOv2, DINOv3 or ViT "
+        "model, ...) and its image processor, or `tiny-semantic`: the tiny shape distilled from an ImageNet teacher, "
+        "shipped with the package",
     )
 
 
@@ -125,7 +128,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The backbone and the CoRIT switches of `corit train`."""
     group = parser.add_argument_group("model")
     add_backbone_arguments(group)
-    group.add_argument("--baseline", action="store_true", help="all CoRIT mechanisms off: the plain CLIP linear probe")
+    group.add_argument("--baseline", action="store_true", help="all CoRIT mechanisms off: the plain linear probe")
     group.add_argument("--no-rrm", action="store_true", help="turn the Region Refinement Mask off (keep all patches)")
     group.add_argument(
         "--rsi-strength", type=NON_NEGATIVE, metavar="BETA", help="Regional Signal Injection beta (0 = off)"

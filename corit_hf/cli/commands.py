@@ -25,7 +25,7 @@ def train(args: argparse.Namespace) -> int:
     """Train one detector and save it with metrics.json and gsnr.jsonl (rank 0 alone, under torchrun)."""
     from ..data.splits import describe_carve, with_validation
     from ..evaluation.scoring import format_score_table, score_dataset, score_splits
-    from ..models.modeling_corit import image_processor_for
+    from ..models.modeling_corit import image_processor_for, input_size
     from ..training.run import (
         best_checkpoint_record,
         build_detector,
@@ -48,7 +48,7 @@ def train(args: argparse.Namespace) -> int:
         raise ValueError("--early-stopping-patience needs --eval-steps (it counts evaluations without a better AUC).")
     augmentation = training_augmentation(args)
     training_args = trainer_arguments(args)  # checks the flags before any data is built
-    image_size = detector_config(args.preset, args.backbone).vision_config.image_size
+    image_size = input_size(detector_config(args.preset, args.backbone))
     frame_options(args)  # checks the frame flags and the video extra before any data is prepared
     request = prepared_request(args)
     splits, _ = load_data(args.data, args.train_family, args.n_train, args.n_test, image_size, args.seed, **request)
@@ -125,15 +125,16 @@ def evaluate(args: argparse.Namespace) -> int:
     )
     from ..evaluation.scoring import EVAL_RESULTS_FILE, eval_results, format_score_table, load_detector, score_splits
     from ..files import write_json
+    from ..models.modeling_corit import processor_input_size
     from ..training.run import load_data, load_test_data
 
     perturbations = parse_perturbations(args.perturb or [])
     model, image_processor = load_detector(args.model)
     output = Path(args.output) if args.output else _model_folder(args.model) / EVAL_RESULTS_FILE
     # Only the test splits are scored, so the benchmark's training split is kept to its minimum; the images are
-    # made at the model's input size, as in training.
-    vision = getattr(model.config, "vision_config", model.config)
-    size = {"image_size": vision.image_size} if hasattr(vision, "image_size") else {}
+    # made at the size the model's image processor gives, as in training.
+    side = processor_input_size(image_processor)
+    size = {"image_size": side} if side else {}
     options = frame_options(args)
     request = prepared_request(args)
     if args.test_data and args.data is None:  # only the --test-data folders, no benchmark

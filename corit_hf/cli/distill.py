@@ -17,7 +17,7 @@ def add_distill_command(subparsers: argparse._SubParsersAction) -> None:
             "logits over augmented crops of the bundled photos and of every image under --images (images with "
             "transparency are pasted on photo crops as objects), with blur, rescaling, JPEG and noise on the "
             "student's inputs. Whole images are held out to measure top-1/top-5 agreement with the teacher. "
-            "OUTPUT_DIR becomes a CLIPVisionModel folder (for --backbone and from_clip) with imagenet_head."
+            "OUTPUT_DIR becomes a CLIPVisionModel folder (for --backbone and from_backbone) with imagenet_head."
             "safetensors, distill.json and a model card; OUTPUT_DIR/.distill keeps the teacher's labels and a "
             "checkpoint per epoch, so re-running the same command resumes."
         ),

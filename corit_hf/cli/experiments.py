@@ -53,7 +53,7 @@ def add_train_command(subparsers: argparse._SubParsersAction) -> None:
         "--lr",
         type=NON_NEGATIVE,
         help=f"learning rate (default: {defaults.LEARNING_RATE:g}, or {defaults.LEARNING_RATE_PRETRAINED:g} "
-        "with --backbone CLIP weights)",
+        "with --backbone pretrained weights)",
     )
     group.add_argument(
         "--seed", type=SEED, default=0, help="model init, data order, augmentation and benchmark seed (default: 0)"
@@ -212,7 +212,7 @@ def add_study_command(subparsers: argparse._SubParsersAction) -> None:
         "--lr",
         type=NON_NEGATIVE,
         help=f"AdamW learning rate (default: {defaults.LEARNING_RATE:g}, or {defaults.LEARNING_RATE_PRETRAINED:g} "
-        "with --backbone CLIP weights, as `corit train`)",
+        "with --backbone pretrained weights, as `corit train`)",
     )
     parser.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision (where the hardware has it)")
     parser.add_argument("--adaptive", action="store_true", help="adaptive SAM (ASAM) instead of SAM")

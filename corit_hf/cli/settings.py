@@ -64,14 +64,14 @@ def trainer_arguments(args: argparse.Namespace):
 
 
 def learning_rate(args: argparse.Namespace) -> float:
-    """--lr, else a default that depends on --backbone: real CLIP weights are fine-tuned gently, while a shipped
-    prior is the tiny shape and trains like it."""
+    """--lr, else a default that depends on --backbone: pretrained weights (of any family) are fine-tuned gently,
+    while a shipped prior is the tiny shape and trains like it."""
     from ..prior.registry import PRIORS
 
     if args.lr is not None:
         return args.lr
-    clip_weights = args.backbone is not None and args.backbone not in PRIORS
-    return defaults.LEARNING_RATE_PRETRAINED if clip_weights else defaults.LEARNING_RATE
+    pretrained = args.backbone is not None and args.backbone not in PRIORS
+    return defaults.LEARNING_RATE_PRETRAINED if pretrained else defaults.LEARNING_RATE
 
 
 def dataloader_workers(requested: int | None, processes: int | None = None) -> int:

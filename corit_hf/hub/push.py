@@ -98,7 +98,7 @@ def card_eval_results(evaluation: dict) -> list[EvalResult]:
 
 
 def hub_base_model(config: CoritConfig) -> str | None:
-    """The CLIP checkpoint `from_clip` started from, when it is a Hub repo id (not a local folder)."""
+    """The backbone checkpoint `from_backbone` started from, when it is a Hub repo id (not a local folder)."""
     source = getattr(config, "base_model_name_or_path", None)
     if not source or Path(source).exists():
         return None

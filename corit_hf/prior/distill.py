@@ -25,8 +25,7 @@ from transformers import CLIPVisionConfig, CLIPVisionModel, get_cosine_schedule_
 from .. import defaults
 from ..data.families import single_threaded_torch
 from ..files import atomic_target, write_json, write_text_atomic
-from ..models.configuration_corit import PRESETS
-from ..models.modeling_corit import CLIP_MEAN, CLIP_STD
+from ..models.configuration_corit import PRESETS, CoritConfig, backbone_family
 from .crops import ImagePool, build_pools, bundled_holdout_pool, degrade, pool_crops
 from .teacher import TEACHER_PACKAGE, TEACHER_VERSION, load_teacher, teacher_inputs
 
@@ -40,6 +39,8 @@ CHECKPOINT_FILE = "checkpoint.pt"
 TEACHER_BATCH = 64
 FIXED_HOLDOUT_CROPS = 128
 """Size of the fixed held-out set (crops of the held-out bundled photos) that the tests re-measure."""
+CLIP_TYPE = CLIPVisionConfig.model_type
+"""The student is a CLIP vision tower: the presets it takes are CLIP's."""
 
 
 @dataclass
@@ -60,8 +61,9 @@ class DistillSettings:
     seed: int = 0
 
     def __post_init__(self):
-        if self.preset not in PRESETS:
-            raise ValueError(f"Unknown preset {self.preset!r}; choose one of {sorted(PRESETS)}.")
+        clip_presets = sorted(name for name, shape in PRESETS.items() if shape["model_type"] == CLIP_TYPE)
+        if self.preset not in clip_presets:
+            raise ValueError(f"Unknown CLIP preset {self.preset!r}; choose one of {clip_presets}.")
         for name in ("n_crops", "epochs", "batch_size", "teacher_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}.")
@@ -85,7 +87,7 @@ class Student(nn.Module):
 
     @classmethod
     def from_preset(cls, preset: str) -> "Student":
-        return cls(CLIPVisionModel(CLIPVisionConfig(**PRESETS[preset])))
+        return cls(CLIPVisionModel(CoritConfig.from_preset(preset).vision_config))
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike) -> "Student":
@@ -101,7 +103,8 @@ class Student(nn.Module):
 def student_inputs(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 (N, H, W, 3) images as CLIP-normalised (N, 3, H, W) floats, as `image_processor_for` makes them."""
     images = torch.as_tensor(np.ascontiguousarray(pixels)).permute(0, 3, 1, 2).float() / 255.0
-    mean, std = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+    family = backbone_family(CLIP_TYPE)
+    mean, std = torch.tensor(family.image_mean).view(1, 3, 1, 1), torch.tensor(family.image_std).view(1, 3, 1, 1)
     return (images - mean) / std
 
 

@@ -1,4 +1,4 @@
-"""Backbones shipped inside the package, selectable by name wherever a CLIP checkpoint path is accepted."""
+"""Backbones shipped inside the package, selectable by name wherever a backbone checkpoint path is accepted."""
 
 from pathlib import Path
 

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset as TorchDataset
 
 from ..data import ForensicCollator
 from ..data.splits import TEST_PREFIX, VALIDATION, balanced_subset, with_validation
-from ..models.modeling_corit import image_processor_for
+from ..models.modeling_corit import image_processor_for, input_size
 from ..training.run import detector_config, load_data, load_test_data
 
 
@@ -34,7 +34,7 @@ def study_splits(settings: "StudySettings", cache_dir: Path | None = None) -> tu
     """`train` and the splits every run scores, as images: the built-in benchmark's test splits (the benchmark is
     cached on disk in `cache_dir`), or `folder_splits`; and the record of a validation split carved out of --data
     (None: none). Checks that the in-domain split is among them."""
-    image_size = detector_config(settings.preset, settings.backbone).vision_config.image_size
+    image_size = input_size(detector_config(settings.preset, settings.backbone))
     carved = None
     if settings.data is not None:
         splits, carved = folder_splits(settings)

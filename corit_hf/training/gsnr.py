@@ -18,10 +18,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..models.modeling_corit import BLOCK_PATTERN
+
 
 GSNR_EPS = 1e-12
 ESTIMATORS = ("microbatch", "per_sample")
-BLOCK_PATTERN = re.compile(r"(?:^|\.)encoder\.layers?\.(\d+)\.")
 WRAPPER_PREFIX = re.compile(r"^(?:module\.|_orig_mod\.|base_model\.model\.)+")
 
 LossFn = Callable[[nn.Module, dict[str, Any]], torch.Tensor]
@@ -103,9 +104,10 @@ def layer_groups(names: Sequence[str]) -> dict[str, list[int]]:
     """
     Group parameter names by layer; values are indices into `names`.
 
-    With transformer blocks (`encoder.layers.<i>` as in CLIP, or `encoder.layer.<i>` as in ViT/BERT), each block is
-    `layer_<i>` (zero-padded), parameters registered before the first block (embeddings, `pre_layrnorm`) form
-    `embeddings` and all others (`post_layernorm`, classifier) form `head`. Otherwise each top-level module is a layer.
+    With transformer blocks (`<path>.<i>` for any of the backbones' `BLOCK_PATHS`: `encoder.layers`, `encoder.layer`,
+    `model.layer`, `layers`, `blocks`), each block is `layer_<i>` (zero-padded), parameters registered before the
+    first block (embeddings) form `embeddings` and all others (the final norm, classifier) form `head`. Otherwise
+    each top-level module is a layer.
     """
     blocks = [BLOCK_PATTERN.search(name) for name in names]
     indices = [int(match.group(1)) for match in blocks if match]

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from datasets import DatasetDict
 from peft import PeftModel
-from transformers import AutoConfig, EarlyStoppingCallback, EvalPrediction, PreTrainedModel, PrinterCallback, set_seed
+from transformers import EarlyStoppingCallback, EvalPrediction, PreTrainedModel, PrinterCallback, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..data import build_benchmark
@@ -24,7 +24,7 @@ from ..files import write_json, write_text_atomic
 from ..models.configuration_corit import CoritConfig
 from ..models.finetuning import apply_finetuning
 from ..models.loading import quiet_weight_loading
-from ..models.modeling_corit import CoritForImageClassification, image_processor_for
+from ..models.modeling_corit import CoritForImageClassification, backbone_config, image_processor_for, input_size
 from ..prior.registry import resolve_backbone
 from .augmentation import AugmentationConfig, AugmentedDataset
 from .trackers import tensorboard_logging_dir
@@ -46,8 +46,8 @@ def build_detector(
     seed: int = 0,
     **overrides,
 ) -> CoritForImageClassification:
-    """A fresh detector: random-init `preset` backbone, or CLIP weights from `backbone` (path, repo id, or the name
-    of a prior shipped with the package, e.g. `tiny-semantic`).
+    """A fresh detector: random-init `preset` backbone, or the vision tower of the checkpoint `backbone` (path, repo
+    id, or the name of a prior shipped with the package, e.g. `tiny-semantic`) with its image processor.
 
     `labels` are the class names in id order (default real, fake); `overrides` are CoritConfig fields. The
     random initialisation is seeded, so a run does not depend on what the process did before.
@@ -57,15 +57,14 @@ def build_detector(
     set_seed(seed)
     if backbone:
         with quiet_weight_loading():
-            return CoritForImageClassification.from_clip(backbone, **overrides)
+            return CoritForImageClassification.from_backbone(backbone, **overrides)
     return CoritForImageClassification(CoritConfig.from_preset(preset, **overrides))
 
 
 def detector_config(preset: str = "tiny", backbone: str | None = None) -> CoritConfig:
     """The backbone shape `build_detector` would use (input size, preprocessing), without loading weights."""
     if backbone:
-        clip_config = AutoConfig.from_pretrained(resolve_backbone(backbone))
-        return CoritConfig(vision_config=getattr(clip_config, "vision_config", clip_config).to_dict())
+        return backbone_config(resolve_backbone(backbone))
     return CoritConfig.from_preset(preset)
 
 
@@ -196,8 +195,7 @@ def train_detector(
     """
     image_processor = None if preprocessed else image_processor_for(model.config)
     if augmentation is not None and not preprocessed:
-        size = model.config.vision_config.image_size
-        train_dataset = AugmentedDataset(train_dataset, size, augmentation, seed=args.seed)
+        train_dataset = AugmentedDataset(train_dataset, input_size(model.config), augmentation, seed=args.seed)
     model = apply_finetuning(model, finetuning, lora_rank=lora_rank)
     collator = batch_collator(image_processor)
     with tensorboard_logging_dir(logging_dir):
