@@ -9,6 +9,7 @@ from corit_hf import CoritConfig, CoritTrainingArguments
 from corit_hf.cli import main
 from corit_hf.cli.main import build_parser
 from corit_hf.data import PrepareOptions
+from corit_hf.models.configuration_corit import PRESETS
 from corit_hf.study.run import StudySettings
 
 
@@ -38,7 +39,7 @@ TINY_TRAIN = ["train", "--n-train", "16", "--n-test", "8", "--max-steps", "1", "
         (["train", "--seed", "-1"], "corit train: error: --seed must be an integer in [0, 4294967295], got -1."),
         (
             ["train", "--preset", "huge"],
-            "corit train: error: --preset must be one of clip-vit-b16, clip-vit-l14, tiny, got huge.",
+            f"corit train: error: --preset must be one of {', '.join(sorted(PRESETS))}, got huge.",
         ),
         (["train", "--blur-prob", "1.5"], "corit train: error: --blur-prob must be a number in [0, 1], got 1.5."),
         (
