@@ -318,3 +318,34 @@ def test_an_osf_rank_as_wide_as_the_projections_is_one_line(forensic_folder, tmp
     assert main([*args, "--max-steps", "1", "--output-dir", str(tmp_path)]) == 2
     message = "corit train: error: --osf-rank must be below the attention projections' smaller side (64), got 64."
     assert capsys.readouterr().err.splitlines()[-1] == message
+
+
+ALL_FAMILIES = ("tiny", "siglip-tiny", "dinov2-tiny", "dinov2-reg-tiny", "dinov3-tiny", "vit-tiny")
+
+
+@pytest.mark.parametrize("preset", ALL_FAMILIES)
+@pytest.mark.parametrize("method", METHODS_UNDER_TEST)
+def test_every_method_finds_its_weights_and_trains_on_every_family(method, preset):
+    model = build_detector(preset, method=method)
+    tuned = apply_finetuning(model, get_method(method).finetuning)
+    trainable = {name for name, param in tuned.named_parameters() if param.requires_grad}
+    if method == "effort":  # U, S and V of every attention projection of the 4 blocks
+        assert sum("osf_svd_params" in name for name in trainable) == 3 * 4 * 4
+    pixels = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    tuned(pixel_values=pixels, labels=torch.tensor([0, 1, 0, 1])).loss.backward()
+    unused = {name for name, param in tuned.named_parameters() if param.requires_grad and param.grad is None}
+    assert {name.rsplit(".", 1)[-1] for name in unused} <= {"mask_token"}  # DINOv2's: only for masked patches
+
+
+def test_a_folder_saved_before_methods_loads_with_no_extra_loss_and_no_method():
+    model = AutoModelForImageClassification.from_pretrained(
+        Path(__file__).parent / "fixtures" / "corit-0.1.0-flat-layout"
+    )
+    config = model.config
+    assert (config.method, config.feature_normalization) == (None, "none")
+    assert config.alignment_weight == config.uniformity_weight == config.orthogonality_weight == 0
+    pixels = torch.linspace(-1, 1, 2 * 3 * 32 * 32).reshape(2, 3, 32, 32)
+    labels = torch.tensor([0, 1])
+    with torch.no_grad():
+        output = model.eval()(pixel_values=pixels, labels=labels)
+    assert torch.equal(output.loss, nn.functional.cross_entropy(output.logits, labels))
