@@ -23,6 +23,15 @@ CONFIGURATIONS: dict[str, dict] = {
 
 CONFIG_NAMES = tuple(CONFIGURATIONS)
 
+METHOD = "corit"
+"""The training recipe (`corit_hf.training.methods`) of `corit train` without --method."""
+FINETUNING_MODES = ("full", "head", "layernorm", "lora", "osf")
+"""What trains: everything, the head alone (frozen backbone), the norms, LoRA or OSF adapters (with the head)."""
+LORA_RANK = 8
+OSF_RANK = 1
+"""OSF's trainable residual rank per attention projection: Effort's (the top min(dim) - 1 singular directions
+frozen, 1023 of 1024 on ViT-L)."""
+
 TRAIN_FAMILY = "gan"
 N_TRAIN = 512
 N_TEST = 128

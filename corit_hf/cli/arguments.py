@@ -3,7 +3,7 @@
 import argparse
 
 from .. import defaults
-from .values import COUNT, COUNT_OR_ZERO, NON_NEGATIVE, PROBABILITY, OrderedPair, number, preset
+from .values import COUNT, COUNT_OR_ZERO, NON_NEGATIVE, PROBABILITY, OrderedPair, method, number, preset
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, training: bool, subsets: bool = False) -> None:
@@ -136,6 +136,15 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The backbone and the CoRIT switches of `corit train`."""
     group = parser.add_argument_group("model")
     add_backbone_arguments(group)
+    group.add_argument(
+        "--method",
+        type=method,
+        default=defaults.METHOD,
+        metavar="NAME",
+        help="the training recipe: corit, its ablations (baseline, corit-no-rrm, corit-no-rsi, corit-no-hri), or the "
+        "field's univfd, effort, gend, lora; each sets the CoRIT switches, the features, any extra loss and what "
+        "trains (README: Methods; the flags below override it; default: %(default)s)",
+    )
     group.add_argument("--baseline", action="store_true", help="all CoRIT mechanisms off: the plain linear probe")
     group.add_argument("--no-rrm", action="store_true", help="turn the Region Refinement Mask off (keep all patches)")
     group.add_argument(
@@ -155,10 +164,19 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="fraction of patches RRM keeps, in (0, 1]",
     )
     group.add_argument(
-        "--finetune", choices=("full", "layernorm", "lora"), default="full", help="what trains (default: %(default)s)"
+        "--finetune",
+        choices=defaults.FINETUNING_MODES,
+        help="what trains, overriding the method's: everything, the head alone, the norms, LoRA or OSF adapters (each "
+        "with the head) (default: the method's)",
     )
+    group.add_argument("--lora-rank", type=COUNT, default=defaults.LORA_RANK, help="LoRA rank (default: %(default)s)")
     group.add_argument(
-        "--lora-rank", type=COUNT, default=8, help="LoRA rank with --finetune lora (default: %(default)s)"
+        "--osf-rank",
+        type=COUNT,
+        default=defaults.OSF_RANK,
+        metavar="R",
+        help="OSF's trainable residual rank per attention projection, below its width (default: %(default)s, "
+        "Effort's)",
     )
 
 

@@ -24,7 +24,9 @@ def train(args: argparse.Namespace) -> int:
     """Train one detector and save it with metrics.json and gsnr.jsonl (rank 0 alone, under torchrun)."""
     from ..data.splits import describe_carve, with_validation
     from ..evaluation.scoring import format_score_table, score_dataset, score_splits
+    from ..models.finetuning import trainable_parameter_count
     from ..models.modeling_corit import image_processor_for, input_size
+    from ..training.methods import method_finetuning
     from ..training.run import (
         best_checkpoint_record,
         build_detector,
@@ -64,19 +66,24 @@ def train(args: argparse.Namespace) -> int:
     if args.resume and checkpoint is None:
         print(f"corit train: no checkpoint in {args.output_dir}; starting from the beginning.", file=sys.stderr)
     labels = class_names(splits)
-    model = build_detector(args.preset, args.backbone, labels, seed=args.seed, **model_overrides(args))
+    model = build_detector(
+        args.preset, args.backbone, labels, seed=args.seed, method=args.method, **model_overrides(args)
+    )
+    finetuning = args.finetune or method_finetuning(args.method)
     trainer = train_detector(
         model,
         splits["train"],
         training_args,
-        args.finetune,
-        args.lora_rank,
+        finetuning,
+        lora_rank=args.lora_rank,
+        osf_rank=args.osf_rank,
         augmentation=augmentation,
         eval_dataset=splits["validation"] if args.eval_steps else None,
         early_stopping_patience=args.early_stopping_patience,
         resume_from_checkpoint=checkpoint,
         logging_dir=args.logging_dir,
     )
+    trainable = trainable_parameter_count(trainer.model)
     model = trained_model(trainer)
     identical = replica_weights_identical(trainer)
     release_processes(trainer)  # every process, after the last collective
@@ -84,6 +91,9 @@ def train(args: argparse.Namespace) -> int:
         return 0
     metrics = {
         "train": trainer.state.log_history[-1],
+        "method": args.method,
+        "finetuning": finetuning,
+        "trainable_parameters": trainable,
         "skipped_ascents": trainer.skipped_ascents,
         "augmentation": asdict(augmentation) if augmentation else None,
         "learning_rate": trainer.args.learning_rate,

@@ -20,6 +20,7 @@ class CommandParser(argparse.ArgumentParser):
 API_FLAGS = {
     "gsnr_chunks": "--gsnr-chunks",  # its minimum depends on --gsnr-estimator
     "hri_layers": "--hri-layers",  # its range depends on the backbone's depth
+    "osf_rank": "--osf-rank",  # its range depends on the backbone's width
     "rhos": "--rhos",  # the grid must include 0
 }
 """The API arguments whose checks depend on other values, so they are checked by the API rather than by the

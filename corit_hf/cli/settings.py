@@ -27,7 +27,8 @@ def augment_name(args: argparse.Namespace) -> str:
 
 
 def model_overrides(args: argparse.Namespace) -> dict:
-    """CoritConfig fields from the `train` switches: --baseline first, then each explicit switch on top."""
+    """CoritConfig fields from the `train` switches, applied over the --method's: --baseline first, then each
+    explicit switch on top."""
     overrides = dict(defaults.CONFIGURATIONS["baseline"]) if args.baseline else {}
     if args.no_rrm:
         overrides["use_cgp_mask"] = False

@@ -64,6 +64,15 @@ def preset(text: str) -> str:
     return text
 
 
+def method(text: str) -> str:
+    """A registered training recipe (univfd, effort, gend, lora, corit, ...); the list is read from the registry."""
+    from ..training.methods import METHODS
+
+    if text not in METHODS:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(sorted(METHODS))}, got {text}.")
+    return text
+
+
 def repo_id(text: str) -> str:
     """A Hub repo id, NAME or ORG/NAME, checked by huggingface_hub's own rules."""
     from huggingface_hub.errors import HFValidationError

@@ -126,7 +126,22 @@ PRESETS = {
     "vit-l16": {"model_type": "vit", **VIT_L16},
 }
 
-CORIT_FIELDS = ("hri_layers", "use_cgp_mask", "rrm_keep_ratio", "rsi_strength", "classifier_dropout", "real_label_id")
+CORIT_FIELDS = (
+    "hri_layers",
+    "use_cgp_mask",
+    "rrm_keep_ratio",
+    "rsi_strength",
+    "classifier_dropout",
+    "real_label_id",
+    "feature_normalization",
+    "alignment_weight",
+    "uniformity_weight",
+    "orthogonality_weight",
+    "singular_value_weight",
+    "method",
+)
+FEATURE_NORMALIZATIONS = ("none", "l2")
+LOSS_WEIGHTS = ("alignment_weight", "uniformity_weight", "orthogonality_weight", "singular_value_weight")
 
 
 def default_hri_layers(num_hidden_layers: int, count: int = 4) -> list[int]:
@@ -161,6 +176,22 @@ class CoritConfig(PreTrainedConfig):
             Dropout before the linear classifier.
         real_label_id (`int`, *optional*, defaults to 0):
             The id of the real class; every other id is a fake class.
+        feature_normalization (`str`, *optional*, defaults to `"none"`):
+            What the feature goes through before the classifier: `"none"`, or `"l2"` (unit length, as GenD).
+        alignment_weight (`float`, *optional*, defaults to 0.0):
+            Weight of the alignment loss (Wang & Isola, 2020) on the L2-normalised features: the mean squared
+            distance between the features of every pair of same-class images in the batch.
+        uniformity_weight (`float`, *optional*, defaults to 0.0):
+            Weight of the uniformity loss (Wang & Isola, 2020) on the L2-normalised features: log of the mean of
+            exp(-2 ||f_i - f_j||^2) over every pair of images in the batch.
+        orthogonality_weight (`float`, *optional*, defaults to 0.0):
+            Weight of Effort's orthogonality loss on the SVD-residual layers (peft OSF) of the attention, averaged
+            over the layers; 0 without such layers.
+        singular_value_weight (`float`, *optional*, defaults to 0.0):
+            Weight of Effort's singular-value loss |‖W‖_F^2 - ‖W_0‖_F^2| on the same layers, averaged over them.
+        method (`str`, *optional*):
+            The name of the training recipe the detector was built with (`corit_hf.training.methods`), for the
+            record: what the model computes comes from the other fields.
     """
 
     model_type = "corit"
@@ -174,6 +205,12 @@ class CoritConfig(PreTrainedConfig):
     rsi_strength: float | int = 1.0
     classifier_dropout: float | int = 0.0
     real_label_id: int = 0
+    feature_normalization: str = "none"
+    alignment_weight: float | int = 0.0
+    uniformity_weight: float | int = 0.0
+    orthogonality_weight: float | int = 0.0
+    singular_value_weight: float | int = 0.0
+    method: str | None = None
 
     def __post_init__(self, **kwargs):
         reject_misspelled_fields(kwargs)
@@ -219,6 +256,15 @@ class CoritConfig(PreTrainedConfig):
             raise ValueError(f"rsi_strength must be >= 0, got {self.rsi_strength}.")
         if not 0.0 <= self.classifier_dropout < 1.0:
             raise ValueError(f"classifier_dropout must be in [0, 1), got {self.classifier_dropout}.")
+        if self.feature_normalization not in FEATURE_NORMALIZATIONS:
+            raise ValueError(
+                f"feature_normalization must be one of {', '.join(FEATURE_NORMALIZATIONS)}, "
+                f"got {self.feature_normalization!r}."
+            )
+        for name in LOSS_WEIGHTS:
+            weight = getattr(self, name)
+            if not (math.isfinite(weight) and weight >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {weight}.")
         num_states = vision.num_hidden_layers + 1
         if not self.hri_layers:
             raise ValueError("hri_layers must name at least one layer.")

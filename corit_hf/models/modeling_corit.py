@@ -34,8 +34,15 @@ BLOCK_PATTERN = re.compile(r"(?:^|\.)(?:" + "|".join(map(re.escape, BLOCK_PATHS)
 ATTENTION_PROJECTIONS = (("q_proj", "v_proj"), ("query", "value"))
 """Names of the attention's query and value projections (LoRA's targets): every family of transformers 5.25 uses
 the first pair, older releases the second."""
+ATTENTION_MODULE = re.compile(r"attn|attention")
+"""What ViT-style families call a block's attention (`self_attn`, `attention`): its Linear layers are the query,
+key, value and output projections."""
 NORM_CLASS_SUFFIXES = ("LayerNorm", "RMSNorm")
 """Normalisation classes that families define themselves, besides `nn.LayerNorm`."""
+UNIFORMITY_TEMPERATURE = 2.0
+"""t of the uniformity loss (Wang & Isola 2020, and GenD)."""
+UNIFORMITY_FLOOR = 1e-6
+"""GenD clamps the uniformity loss's mean kernel value to this before the log."""
 
 
 def final_norm_name(backbone: nn.Module) -> str:
@@ -71,6 +78,71 @@ def attention_projections(model: nn.Module) -> list[str]:
     raise ValueError(
         f"No attention projections named {' or '.join('/'.join(pair) for pair in ATTENTION_PROJECTIONS)}."
     )
+
+
+def attention_projection_names(model: nn.Module) -> list[str]:
+    """The full names of the Linear layers inside each block's attention: the query, key, value and output
+    projections, whatever the family calls them (q_proj/k_proj/v_proj/out_proj or o_proj, query/key/value/dense)."""
+    names = []
+    for name, module in model.named_modules():
+        block = BLOCK_PATTERN.search(name)
+        if isinstance(module, nn.Linear) and block and ATTENTION_MODULE.search(name[block.end() :]):
+            names.append(name)
+    if not names:
+        raise ValueError("No Linear layers inside a block's attention (a module named *attn* or *attention*).")
+    return names
+
+
+def alignment_loss(features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Wang & Isola's alignment on unit-length `features`, with GenD's pairs: the mean squared distance
+    ||f_i - f_j||^2 over every pair i < j of images with the same label in the batch (0 without such a pair)."""
+    first, second = (labels[:, None] == labels[None, :]).triu(diagonal=1).nonzero(as_tuple=True)
+    if first.numel() == 0:
+        return features.new_zeros(())
+    return (features[first] - features[second]).pow(2).sum(dim=-1).mean()
+
+
+def uniformity_loss(features: torch.Tensor) -> torch.Tensor:
+    """Wang & Isola's uniformity on unit-length `features`: log mean exp(-t ||f_i - f_j||^2) over every pair i < j
+    in the batch, the mean floored at `UNIFORMITY_FLOOR` as GenD does (0 for a batch of one)."""
+    if features.shape[0] < 2:
+        return features.new_zeros(())
+    kernel = torch.pdist(features).pow(2).mul(-UNIFORMITY_TEMPERATURE).exp()
+    return kernel.mean().clamp(min=UNIFORMITY_FLOOR).log()
+
+
+def svd_residual_layers(model: nn.Module) -> list[nn.Module]:
+    """The SVD-residual layers of `model`: peft's OSF layers (Effort's W = top-r frozen + trainable residual),
+    recognised by their attributes, so that this file needs no peft."""
+    return [module for module in model.modules() if hasattr(module, "osf_svd_params") and module.active_adapters]
+
+
+def svd_residual_factors(layer: nn.Module) -> tuple[torch.Tensor, ...]:
+    """(U, S, V) of the residual as it trains and (U0, S0, V0) as it started, of the layer's active adapter."""
+    adapter = layer.active_adapters[0]
+    trained = layer.osf_svd_params[adapter]
+    initial = (layer._osf_U_low_init[adapter], layer._osf_S_low_init[adapter], layer._osf_V_low_init[adapter])
+    return trained["U_low"], trained["S_low"], trained["V_low"], *initial
+
+
+def orthogonality_loss(layer: nn.Module) -> torch.Tensor:
+    """Effort's orthogonality loss, 0.5 ||U_all U_all^T - I||_F + 0.5 ||V_all V_all^T - I||_F with U_all = [U_top U],
+    V_all = [V_top; V]. On a square weight (every attention projection) the frozen top part cancels out:
+    0.5 ||U U^T - U0 U0^T||_F + 0.5 ||V^T V - V0^T V0||_F, zero while the residual's factors stay orthonormal
+    bases of their initial subspaces."""
+    u, _, v, u0, _, v0 = (factor.float() for factor in svd_residual_factors(layer))
+    columns = torch.linalg.matrix_norm(u @ u.T - u0 @ u0.T)
+    rows = torch.linalg.matrix_norm(v.T @ v - v0.T @ v0)
+    return 0.5 * columns + 0.5 * rows
+
+
+def singular_value_loss(layer: nn.Module) -> torch.Tensor:
+    """Effort's singular-value loss |‖W‖_F^2 - ‖W_0‖_F^2|: the weight keeps its energy (sum of squared singular
+    values) while the residual trains."""
+    u, s, v, u0, s0, v0 = (factor.float() for factor in svd_residual_factors(layer))
+    initial = layer.get_base_layer().weight.float()
+    current = initial + (u * s) @ v - (u0 * s0) @ v0
+    return (current.pow(2).sum() - initial.pow(2).sum()).abs()
 
 
 def patch_count(vision_config: PreTrainedConfig, pixel_values: torch.Tensor) -> int:
@@ -286,11 +358,12 @@ class CoritForImageClassification(CoritPreTrainedModel):
             scores.append(score)
             masks.append(mask)
         pooled = torch.stack(features).mean(dim=0)
-        logits = self.classifier(self.dropout(pooled))
+        logits = self.classifier(self.dropout(self.head_input(pooled)))
 
         loss = None
         if labels is not None:
-            loss = nn.functional.cross_entropy(logits.float(), labels.to(logits.device))
+            labels = labels.to(logits.device)
+            loss = nn.functional.cross_entropy(logits.float(), labels) + self.extra_loss(pooled, labels)
 
         output = CoritImageClassifierOutput(
             loss=loss,
@@ -304,6 +377,31 @@ class CoritForImageClassification(CoritPreTrainedModel):
         use_return_dict = return_dict if return_dict is not None else self.config.return_dict
         return output if use_return_dict else output.to_tuple()
 
+    def head_input(self, features: torch.Tensor) -> torch.Tensor:
+        """The feature as the classifier reads it: L2-normalised with `feature_normalization="l2"`."""
+        if self.config.feature_normalization == "l2":
+            return nn.functional.normalize(features, dim=-1)
+        return features
+
+    def extra_loss(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | float:
+        """The config's weighted extra losses, added to the cross-entropy in the forward so that both SAM passes see
+        them: alignment and uniformity on the L2-normalised pooled features (GenD), Effort's orthogonality and
+        singular-value losses averaged over the SVD-residual layers; 0 when every weight is 0."""
+        config = self.config
+        loss = 0.0
+        if config.alignment_weight or config.uniformity_weight:
+            unit = nn.functional.normalize(features.float(), dim=-1)
+            if config.alignment_weight:
+                loss = loss + config.alignment_weight * alignment_loss(unit, labels)
+            if config.uniformity_weight:
+                loss = loss + config.uniformity_weight * uniformity_loss(unit)
+        layers = svd_residual_layers(self) if config.orthogonality_weight or config.singular_value_weight else []
+        if layers and config.orthogonality_weight:
+            loss = loss + config.orthogonality_weight * torch.stack([orthogonality_loss(x) for x in layers]).mean()
+        if layers and config.singular_value_weight:
+            loss = loss + config.singular_value_weight * torch.stack([singular_value_loss(x) for x in layers]).mean()
+        return loss
+
     @torch.no_grad()
     def contrastive_direction(self, last_hidden_state: torch.Tensor, num_patches: int) -> torch.Tensor:
         """d = normalise(W[fake] - W[real]) per sample; with several fake classes, the one the last layer's global
@@ -315,7 +413,7 @@ class CoritForImageClassification(CoritPreTrainedModel):
             fake_rows = weight[fake_ids[0]].expand(last_hidden_state.shape[0], -1)
         else:
             global_token, _ = split_tokens(self.final_norm(last_hidden_state), num_patches)
-            fake_logits = self.classifier(global_token)[:, fake_ids]
+            fake_logits = self.classifier(self.head_input(global_token))[:, fake_ids]
             best = torch.tensor(fake_ids, device=global_token.device)[fake_logits.argmax(dim=-1)]
             fake_rows = weight[best]
         return nn.functional.normalize(fake_rows - weight[real], dim=-1)

@@ -18,7 +18,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from ..data import build_benchmark
 from ..data.preparation.prepared import open_prepared
 from ..data.splits import test_split_names, unique_test_splits
-from ..defaults import LEARNING_RATE, LEARNING_RATE_PRETRAINED
+from ..defaults import LEARNING_RATE, LEARNING_RATE_PRETRAINED, LORA_RANK, OSF_RANK
 from ..evaluation.collapse import HEADLINE_SCORES, detection_scores
 from ..evaluation.scoring import batch_collator, fake_probability, is_fake, real_label_id
 from ..files import write_json, write_text_atomic
@@ -28,6 +28,7 @@ from ..models.loading import quiet_weight_loading
 from ..models.modeling_corit import CoritForImageClassification, backbone_config, image_processor_for, input_size
 from ..prior.registry import PRIORS, resolve_backbone
 from .augmentation import AugmentationConfig, AugmentedDataset
+from .methods import get_method, method_finetuning
 from .trackers import tensorboard_logging_dir
 from .trainer import CoritTrainer, CoritTrainingArguments
 
@@ -45,15 +46,19 @@ def build_detector(
     backbone: str | None = None,
     labels: list[str] | None = None,
     seed: int = 0,
+    method: str | None = None,
     **overrides,
 ) -> CoritForImageClassification:
     """A fresh detector: random-init `preset` backbone, or the vision tower of the checkpoint `backbone` (path, repo
     id, or the name of a prior shipped with the package, e.g. `tiny-semantic`) with its image processor.
 
-    `labels` are the class names in id order (default real, fake); `overrides` are CoritConfig fields. The
-    random initialisation is seeded, so a run does not depend on what the process did before.
+    `labels` are the class names in id order (default real, fake); `method` names a training recipe
+    (`training.methods`: its CoritConfig overrides, and what `train_detector` trains); `overrides` are CoritConfig
+    fields, applied on top of the method's. The random initialisation is seeded, so a run does not depend on what
+    the process did before.
     """
-    overrides = {**overrides, **label_fields(labels)}
+    recipe = get_method(method).config_overrides() if method else {}
+    overrides = {**recipe, **overrides, **label_fields(labels)}
     backbone = resolve_backbone(backbone)
     set_seed(seed)
     if backbone:
@@ -183,8 +188,9 @@ def train_detector(
     model: PreTrainedModel,
     train_dataset,
     args: CoritTrainingArguments,
-    finetuning: str = "full",
-    lora_rank: int = 8,
+    finetuning: str | None = None,
+    lora_rank: int = LORA_RANK,
+    osf_rank: int = OSF_RANK,
     preprocessed: bool = False,
     augmentation: AugmentationConfig | None = None,
     eval_dataset=None,
@@ -192,7 +198,8 @@ def train_detector(
     resume_from_checkpoint: str | None = None,
     logging_dir: str | os.PathLike | None = None,
 ) -> CoritTrainer:
-    """Fine-tune `model` (mode full / layernorm / lora) on `train_dataset` with SAM and GSNR logging.
+    """Fine-tune `model` on `train_dataset` with SAM and GSNR logging, training what `finetuning` says (full, head,
+    layernorm, lora or osf; None: what the method the model was built with trains, else full).
 
     Rows hold `image` and `label`, or with `preprocessed` the model inputs `pixel_values` and `labels`.
     `augmentation` augments the training images on the fly (in the DataLoader workers), never `eval_dataset`,
@@ -204,7 +211,8 @@ def train_detector(
     image_processor = None if preprocessed else image_processor_for(model.config)
     if augmentation is not None and not preprocessed:
         train_dataset = AugmentedDataset(train_dataset, input_size(model.config), augmentation, seed=args.seed)
-    model = apply_finetuning(model, finetuning, lora_rank=lora_rank)
+    finetuning = finetuning or method_finetuning(model.config.method)
+    model = apply_finetuning(model, finetuning, lora_rank=lora_rank, osf_rank=osf_rank)
     collator = batch_collator(image_processor)
     with tensorboard_logging_dir(logging_dir):
         trainer = CoritTrainer(
@@ -272,7 +280,7 @@ def validation_history(log_history: list[dict]) -> list[dict]:
 
 
 def trained_model(trainer: CoritTrainer) -> PreTrainedModel:
-    """The trained detector as a plain model: LoRA adapters merged into the backbone."""
+    """The trained detector as a plain model: LoRA and OSF adapters merged into the backbone."""
     model = trainer.model
     return model.merge_and_unload() if isinstance(model, PeftModel) else model
 
