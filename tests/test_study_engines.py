@@ -41,7 +41,11 @@ def ray_study(output: Path) -> int:
 
 
 def cells(output: Path) -> dict[str, dict]:
-    return {path.name: json.loads(path.read_text()) for path in (output / "cells").glob("*.json")}
+    """Each cell but its measured step time, which no two runs share."""
+    return {
+        path.name: {key: value for key, value in json.loads(path.read_text()).items() if key != "step_seconds"}
+        for path in (output / "cells").glob("*.json")
+    }
 
 
 def cell_times(output: Path) -> dict[str, int]:
@@ -91,6 +95,21 @@ def test_ray_trains_each_backbone_with_its_own_settings(local_ray, local_cells, 
     assert set(ray_cells) == {"tiny_baseline_rho0_seed0.json", "dinov2-tiny_baseline_rho0_seed0.json"}
     assert ray_cells["tiny_baseline_rho0_seed0.json"] == local_cells["tiny_baseline_rho0_seed0.json"]
     assert ray_cells["dinov2-tiny_baseline_rho0_seed0.json"]["settings"]["preset"] == "dinov2-tiny"
+
+
+def test_ray_trains_a_method_with_its_own_tuning(local_ray, tmp_path):
+    argv = ["study", *TINY, "--rhos", "0", "--methods", "univfd", "--engine", "ray", "--cpus-per-run", "1"]
+    assert main([*argv, "--output-dir", str(tmp_path)]) == 0
+    (cell,) = cells(tmp_path).values()
+    assert cell["config"] == "univfd" and cell["settings"]["finetuning"] == "head"
+    assert 0 < cell["trainable_parameters"] < local_ray_weights(tmp_path)
+
+
+def local_ray_weights(output: Path) -> int:
+    """The trainable weights of the same run with every weight training (--finetune full), on the local engine."""
+    argv = ["study", *TINY, "--rhos", "0", "--methods", "univfd", "--finetune", "full", "--workers", "1"]
+    assert main([*argv, "--output-dir", str(output / "full")]) == 0
+    return next(iter(cells(output / "full").values()))["trainable_parameters"]
 
 
 def test_a_killed_worker_is_retried_and_the_study_completes(local_ray, local_cells, tmp_path, monkeypatch):

@@ -235,7 +235,7 @@ def study(args: argparse.Namespace) -> int:
     backbones += [Backbone(checkpoint=name) for name in args.backbone or ()]
     settings = StudySettings(
         rhos=args.rhos,
-        configs=args.configs,
+        configs=args.methods,
         seeds=args.seeds,
         train_family=args.train_family,
         n_train=args.n_train,

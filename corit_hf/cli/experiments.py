@@ -13,7 +13,7 @@ from .arguments import (
     add_study_backbone_arguments,
     add_tracking_arguments,
 )
-from .values import COUNT, COUNT_OR_ZERO, NON_NEGATIVE, POSITIVE, PROBABILITY, SEED, number
+from .values import COUNT, COUNT_OR_ZERO, NON_NEGATIVE, POSITIVE, PROBABILITY, SEED, method, number
 
 
 def add_train_command(subparsers: argparse._SubParsersAction) -> None:
@@ -149,19 +149,21 @@ def add_predict_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_study_command(subparsers: argparse._SubParsersAction) -> None:
-    """`corit study`: the rho sweep of every configuration, summarised by COR."""
+    """`corit study`: the rho sweep of every method, summarised by COR."""
     parser = subparsers.add_parser(
         "study",
-        help="the collapse study: train each configuration at each SAM radius, report COR and GSNR",
+        help="the collapse study: train each method at each SAM radius, report COR and GSNR",
         description=(
-            "Train every configuration (--configs) at every SAM radius (--rhos) and seed (--seeds) on each backbone "
+            "Train every method (--methods) at every SAM radius (--rhos) and seed (--seeds) on each backbone "
             "(--preset, --backbone) on one benchmark family, or on --data, score every family (or --data's "
             "validation and test splits and every --test-data folder), and log layer-wise GSNR. COR comes from the "
             "--in-domain split's AUC; every other scored split is unseen. Writes study.json, study.csv, study.md "
-            "(printed at the end), auc_vs_rho.png and gsnr_heatmap.png into OUTPUT_DIR, with each configuration's "
+            "(printed at the end), auc_vs_rho.png and gsnr_heatmap.png into OUTPUT_DIR, with each method's "
             "Critical Optimization Radius (COR: the largest rho whose run keeps half the rho=0 run's above-chance "
-            "AUC) and the Spearman correlation of mean GSNR with COR; with several backbones, side by side. "
-            "Finished runs are kept in OUTPUT_DIR/cells/: re-running resumes, and adding rhos, configs, seeds or "
+            "AUC), unseen AUC at rho=0 and at its best rho (the highest in-domain AUC), trainable weights and "
+            "seconds per step, and the Spearman correlation of mean GSNR with COR; with several backbones, side by "
+            "side. "
+            "Finished runs are kept in OUTPUT_DIR/cells/: re-running resumes, and adding rhos, methods, seeds or "
             "backbones only trains the new runs. The default (40 runs of the random-init tiny backbone) takes 3 to 6 "
             "minutes on a 2-core CPU."
         ),
@@ -175,12 +177,15 @@ def add_study_command(subparsers: argparse._SubParsersAction) -> None:
         help="SAM radii; must include 0 (default: %(default)s)",
     )
     parser.add_argument(
+        "--methods",
         "--configs",
+        dest="methods",
+        type=method,
         nargs="+",
-        choices=defaults.CONFIG_NAMES,
         default=list(defaults.STUDY_CONFIGS),
-        metavar="CONFIG",
-        help=f"configurations, from {', '.join(defaults.CONFIG_NAMES)} (default: all)",
+        metavar="METHOD",
+        help="registered methods (as `corit train --method`), each trained as its recipe says; --configs is the "
+        f"same flag under its former name (default: {' '.join(defaults.STUDY_CONFIGS)})",
     )
     parser.add_argument(
         "--seeds",
@@ -193,9 +198,9 @@ def add_study_command(subparsers: argparse._SubParsersAction) -> None:
     add_study_backbone_arguments(parser)
     parser.add_argument(
         "--finetune",
-        choices=("full", "layernorm", "lora"),
-        default="full",
-        help="what trains in each run: everything, LayerNorms + classifier, or LoRA (default: %(default)s)",
+        choices=defaults.FINETUNING_MODES,
+        help="what trains in every run, overriding each method's: everything, the head alone, the norms, LoRA or OSF "
+        "adapters (each with the head) (default: each method's)",
     )
     add_data_arguments(parser, training=True, subsets=True)
     parser.add_argument(

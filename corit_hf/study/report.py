@@ -49,7 +49,7 @@ def study_csv(summary: dict) -> str:
     split_columns = {"auc": "split_auc_mean", "video_auc": "split_video_auc_mean"}
     columns = ["backbone"] if len(backbones) > 1 else []
     columns += ["config", "rho", "seeds", "auc_mean", "auc_std", "unseen_auc_mean", "unseen_auc_std"]
-    columns += ["collapsed_runs", "train_loss_mean", "gsnr_mean"]
+    columns += ["collapsed_runs", "train_loss_mean", "gsnr_mean", "step_seconds_mean", "trainable_parameters"]
     columns += [f"{score}_{name}" for score, key in split_columns.items() for name in first_row.get(key, {})]
     stream = io.StringIO()
     writer = csv.DictWriter(stream, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
@@ -60,7 +60,8 @@ def study_csv(summary: dict) -> str:
             for score, key in split_columns.items()
             for split, value in row.get(key, {}).items()
         }
-        writer.writerow({"backbone": name, "config": config, **row, **split_scores})
+        weights = backbones[name]["configs"][config].get("trainable_parameters")
+        writer.writerow({"backbone": name, "config": config, **row, **split_scores, "trainable_parameters": weights})
     return stream.getvalue()
 
 
@@ -80,6 +81,7 @@ def study_markdown(summary: dict) -> str:
         f"{_backbone_text(backbone)}, {_tuning_text(settings)}, {_sam_text(settings)}), seeds {settings['seeds']}.",
         "",
         *_carve_lines(summary),
+        *_methods_lines(summary),
         f"Held-out AUC in domain (`{summary['in_domain_split']}`){spread}; `*` = collapsed in at least one seed:",
         "",
         *_auc_table(rows, ("config",), rhos, "auc_mean", "auc_std", with_cor=True),
@@ -117,6 +119,7 @@ def _backbones_markdown(summary: dict) -> str:
         *(f"- {_backbone_text(backbone)}, lr {backbone['learning_rate']:g}" for backbone in backbones.values()),
         "",
         *_carve_lines(summary),
+        *_methods_lines(summary),
         f"COR per configuration and backbone, from the held-out AUC in domain (`{summary['in_domain_split']}`):",
         "",
         *_backbone_matrix(summary, lambda s: _cor_text(s["cor"], rhos)),
@@ -144,6 +147,47 @@ def _backbones_markdown(summary: dict) -> str:
         *_failure_lines(summary.get("failed_runs", []), with_backbone=True),
     ]
     return "\n".join(lines)
+
+
+def _methods_lines(summary: dict) -> list[str]:
+    """The methods side by side (per backbone where there are several): in-domain AUC at rho=0, COR, mean unseen
+    AUC at rho=0 and at the method's best rho, trainable weights and seconds per step (at rho=0)."""
+    backbones = summary["backbones"]
+    rhos = summary["settings"]["rhos"]
+    several = len(backbones) > 1
+    lines = [
+        "Methods side by side. Best rho: the rho with the highest in-domain AUC (model selection that never looks "
+        "at the unseen splits). Step cost: seconds per optimizer step of the rho=0 run (train_runtime / steps), "
+        "and relative to the study's first full-tuning method on the same backbone:",
+        "",
+        ("| backbone " if several else "")
+        + "| method | tuning | in-domain AUC rho=0 | COR | unseen AUC rho=0 | best rho | unseen AUC at best rho "
+        "| trainable weights | s/step | step cost vs full |",
+        ("|---" if several else "") + "|---|---|" + "---:|" * 8,
+    ]
+    for name, backbone in backbones.items():
+        configs = backbone["configs"]
+        full = next((c for c, s in configs.items() if s.get("finetuning") == "full" and s.get("step_seconds")), None)
+        for config, s in configs.items():
+            first = s["rows"][0]
+            relative = (
+                f"{s['step_seconds'] / configs[full]['step_seconds']:.2f}x {full}"
+                if full and s.get("step_seconds")
+                else "n/a"
+            )
+            cells = [
+                s.get("finetuning", "full"),
+                _auc_cell(first, "auc_mean", "auc_std", True),
+                _cor_text(s["cor"], rhos),
+                _auc_cell(first, "unseen_auc_mean", "unseen_auc_std", False),
+                _number(s.get("best_rho"), "g"),
+                _number(s.get("unseen_auc_at_best_rho"), ".2f"),
+                _number(s.get("trainable_parameters"), ","),
+                _number(s.get("step_seconds"), ".3f"),
+                relative,
+            ]
+            lines.append(("| " + name + " " if several else "") + f"| {config} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def _backbone_matrix(summary: dict, value: Callable[[dict], str]) -> list[str]:
@@ -195,7 +239,8 @@ def _sam_text(settings: dict) -> str:
 
 
 def _tuning_text(settings: dict) -> str:
-    return f"{settings.get('finetuning', 'full')} fine-tuning"
+    tuning = settings.get("finetuning", "full")
+    return "each method's own tuning" if tuning is None else f"{tuning} fine-tuning (every method)"
 
 
 def _backbone_text(backbone: dict) -> str:
@@ -289,7 +334,7 @@ def auc_figure(summary: dict) -> Figure:
             axes.set_title(prefix + title)
         row[0].set_ylabel("ROC AUC")
     if any(backbone["configs"] for backbone in backbones.values()):
-        panels[0, 0].legend(fontsize="small")
+        panels[0, 0].legend(title="method", fontsize="small")
     return figure
 
 

@@ -1,8 +1,8 @@
-"""The collapse study: train every configuration at every SAM radius rho (and seed), score every forgery family,
-log layer-wise GSNR, then summarise each configuration by its Critical Optimization Radius (COR).
+"""The collapse study: train every method (configuration) at every SAM radius rho (and seed), score every forgery
+family, log layer-wise GSNR, then summarise each method by its Critical Optimization Radius (COR).
 
 The grid runs on each backbone of the study. Each finished run ("cell") is written to
-`OUTPUT/cells/<backbone>_<config>_rho<rho>_seed<seed>.json` at once, so an interrupted study resumes where it stopped
+`OUTPUT/cells/<backbone>_<method>_rho<rho>_seed<seed>.json` at once, so an interrupted study resumes where it stopped
 and a study grown by a backbone trains only that backbone's runs; cells trained with other settings are run again.
 """
 
@@ -19,10 +19,10 @@ import numpy as np
 from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
-from ..defaults import CONFIGURATIONS
 from ..evaluation.collapse import critical_radius
 from ..evaluation.scoring import score_splits
 from ..files import write_json
+from ..models.finetuning import trainable_parameter_count
 from ..models.modeling_corit import image_processor_for
 from ..training.augmentation import augmentation_config
 from ..training.run import (
@@ -75,7 +75,7 @@ def find_finished_cell(output_dir: Path, settings: StudySettings, key: CellKey) 
     the name it had before a study had several backbones (its recorded settings name the backbone it ran on)."""
     backbone, *grid = key
     for path in (cell_path(output_dir, *key), output_dir / "cells" / f"{grid_name(*grid)}.json"):
-        cell = load_finished_cell(path, settings.run_settings(backbone))
+        cell = load_finished_cell(path, settings.run_settings(backbone, key[1]))
         if cell is not None:
             return cell
     return None
@@ -91,9 +91,9 @@ def load_finished_cell(path: Path, run_settings: dict) -> dict | None:
 
 
 def run_cell(settings: StudySettings, backbone: Backbone, splits, config: str, rho: float, seed: int) -> dict:
-    """Train one configuration on `backbone` at one rho and seed; score it on every test split and collect its
-    GSNR."""
-    model = build_detector(backbone.preset, backbone.checkpoint, seed=seed, **CONFIGURATIONS[config])
+    """Train one method (`config`) on `backbone` at one rho and seed, as its recipe says unless the study's
+    `finetuning` overrides it; score it on every test split and collect its GSNR, trainable weights and step cost."""
+    model = build_detector(backbone.preset, backbone.checkpoint, seed=seed, method=config)
     run_name = cell_name(backbone, config, rho, seed)
     with tempfile.TemporaryDirectory() as scratch:
         args = training_arguments(
@@ -118,7 +118,7 @@ def run_cell(settings: StudySettings, backbone: Backbone, splits, config: str, r
             model,
             splits["train"],
             args,
-            finetuning=settings.finetuning,
+            finetuning=settings.tuning_of(config),
             preprocessed=in_memory and augmentation is None,
             augmentation=augmentation,
             logging_dir=Path(settings.logging_dir) / run_name if settings.logging_dir else None,
@@ -128,15 +128,24 @@ def run_cell(settings: StudySettings, backbone: Backbone, splits, config: str, r
     scores = score_splits(trainer.model, scored, image_processor, workers=settings.data_workers)
     gsnr_log = gsnr_records(trainer.state.log_history)
     return {
-        "settings": settings.run_settings(backbone),
+        "settings": settings.run_settings(backbone, config),
         "config": config,
         "rho": rho,
         "seed": seed,
         "train_loss": final_train_loss(trainer.state.log_history),
+        "trainable_parameters": trainable_parameter_count(trainer.model),
+        "step_seconds": step_seconds(trainer.state),
         "gsnr": mean_gsnr_by_layer(gsnr_log),
         "gsnr_log": gsnr_log,
         "splits": scores,
     }
+
+
+def step_seconds(state) -> float | None:
+    """Seconds per optimizer step of a finished run: the Trainer's train_runtime over its steps (data loading, SAM's
+    two passes and GSNR logging included)."""
+    runtime = next((entry["train_runtime"] for entry in state.log_history if "train_runtime" in entry), None)
+    return runtime / state.global_step if runtime is not None and state.global_step else None
 
 
 def run_study(
@@ -240,8 +249,9 @@ def summarise_backbone(settings: StudySettings, backbone: Backbone, cells: list[
 
 
 def summarise_config(settings: StudySettings, cells: list[dict], config: str) -> dict:
-    """One configuration's rows (one per rho), its COR on the training family (seed mean and per seed), and its
-    mean GSNR at rho = 0."""
+    """One method's rows (one per rho), its COR on the training family (seed mean and per seed), its mean GSNR,
+    step cost (seconds per step) and trainable weights at rho = 0, and its best rho: the one with the highest
+    in-domain AUC (model selection that never looks at the unseen splits), with the unseen AUC there."""
     rows = []
     for rho in settings.rhos:
         runs = [cell for cell in cells if cell["config"] == config and cell["rho"] == rho]
@@ -250,7 +260,16 @@ def summarise_config(settings: StudySettings, cells: list[dict], config: str) ->
         critical_radius(settings.rhos, [row["auc_by_seed"][i] for row in rows]) for i in range(len(settings.seeds))
     ]
     defined = [cor for cor in per_seed if cor is not None]
+    best = max(rows, key=lambda row: row["auc_mean"])  # the first (smallest) rho on ties
+    runs = [cell for cell in cells if cell["config"] == config]
     return {
+        "finetuning": settings.tuning_of(config),
+        "trainable_parameters": next(
+            (run["trainable_parameters"] for run in runs if "trainable_parameters" in run), None
+        ),
+        "step_seconds": rows[0]["step_seconds_mean"],
+        "best_rho": best["rho"],
+        "unseen_auc_at_best_rho": best["unseen_auc_mean"],
         "rows": rows,
         "cor": critical_radius(settings.rhos, [row["auc_mean"] for row in rows]),
         "cor_by_seed": per_seed,
@@ -276,6 +295,7 @@ def summarise_runs(rho: float, runs: list[dict], in_domain: str) -> dict:
         "split_auc_mean": _split_means(runs, "auc"),
         "split_video_auc_mean": _split_means(runs, "video_auc"),
         "train_loss_mean": _mean_or_none([run["train_loss"] for run in runs]),
+        "step_seconds_mean": _mean_or_none([run.get("step_seconds") for run in runs]),
         "gsnr_by_layer": gsnr_layers,
         "gsnr_mean": float(np.mean(list(gsnr_layers.values()))) if gsnr_layers else None,
     }

@@ -1,4 +1,4 @@
-"""What defines a collapse study: its grid (configurations, rhos, seeds), the backbones it runs the grid on, and the
+"""What defines a collapse study: its grid (methods, rhos, seeds), the backbones it runs the grid on, and the
 settings every run shares.
 
 Both the study's data (`data.py`) and its runs (`run.py`) read these settings; this module imports neither.
@@ -12,9 +12,9 @@ from pathlib import Path
 
 from .. import defaults
 from ..data.splits import TEST_PREFIX, VALIDATION
-from ..defaults import CONFIGURATIONS
 from ..models.finetuning import FINETUNING_MODES
 from ..training.augmentation import AUGMENTATIONS
+from ..training.methods import METHODS, method_finetuning
 from ..training.run import default_learning_rate
 from ..training.trackers import reporting_integrations
 
@@ -60,7 +60,8 @@ class Backbone:
 @dataclass
 class StudySettings:
     """Everything that defines a study. The grid (rhos, configs, seeds) can grow between runs; the rest, if
-    changed, makes earlier cells stale."""
+    changed, makes earlier cells stale. `configs` are registered methods (`corit_hf.training.methods`: CoRIT, its
+    ablations, the field's detectors), each trained as its recipe says unless `finetuning` overrides them all."""
 
     rhos: list[float] = field(default_factory=lambda: list(defaults.STUDY_RHOS))
     configs: list[str] = field(default_factory=lambda: list(defaults.STUDY_CONFIGS))
@@ -77,7 +78,8 @@ class StudySettings:
     gsnr_every: int = defaults.STUDY_GSNR_EVERY
     backbones: list[Backbone] = field(default_factory=lambda: [Backbone(DEFAULT_PRESET)])
     augment: str = defaults.AUGMENT_BENCHMARK
-    finetuning: str = "full"
+    finetuning: str | None = None
+    """None: each method's own tuning; a mode of FINETUNING_MODES overrides every method's."""
     data: str | None = None
     test_data: list[str] = field(default_factory=list)
     in_domain_split: str | None = None
@@ -101,14 +103,14 @@ class StudySettings:
             self.n_test = defaults.N_TEST if self.n_test is None else self.n_test
         if self.augment not in AUGMENTATIONS:
             raise ValueError(f"Unknown augmentation {self.augment!r}; choose from {', '.join(AUGMENTATIONS)}.")
-        unknown = sorted(set(self.configs) - set(CONFIGURATIONS))
+        unknown = sorted(set(self.configs) - set(METHODS))
         if unknown:
-            raise ValueError(f"Unknown configuration(s) {unknown}; choose from {sorted(CONFIGURATIONS)}.")
+            raise ValueError(f"Unknown method(s) {unknown}; choose from {', '.join(sorted(METHODS))}.")
         if 0.0 not in self.rhos:
             raise ValueError(f"rhos must include 0 (the reference run of COR), got {self.rhos}.")
         if not all(math.isfinite(rho) and rho >= 0 for rho in self.rhos):
             raise ValueError(f"rhos must be finite numbers >= 0, got {self.rhos}.")
-        if self.finetuning not in FINETUNING_MODES:
+        if self.finetuning is not None and self.finetuning not in FINETUNING_MODES:
             raise ValueError(f"finetuning must be one of {FINETUNING_MODES}, got {self.finetuning!r}.")
         self.rhos = sorted(set(float(rho) for rho in self.rhos))
         self.configs = list(dict.fromkeys(self.configs))
@@ -117,10 +119,11 @@ class StudySettings:
         check_backbone_labels(self.backbones)
         self.report_to = reporting_integrations(self.report_to, self.logging_dir)
 
-    def run_settings(self, backbone: Backbone) -> dict:
-        """The settings a cell's result depends on besides its own config, rho and seed (+ the cell format): the
-        shared ones, its backbone and its learning rate."""
+    def run_settings(self, backbone: Backbone, method: str) -> dict:
+        """The settings a cell's result depends on besides its own method, rho and seed (+ the cell format): the
+        shared ones, its backbone, its learning rate and what trains (`tuning_of`)."""
         grid = ("rhos", "configs", "seeds", "backbones", "learning_rate")
+        per_method = ("finetuning",)  # recorded below as the method's tuning
         # How cells are summarised, read or watched (trackers), not what they hold:
         summary_only = ("in_domain_split", "data_workers", "prepared_cache", "report_to", "logging_dir")
         # Settings at the value they had before they existed (plain SAM, no augmentation, full fine-tuning, the
@@ -128,13 +131,24 @@ class StudySettings:
         former = {"sam_ascent_every": 1, "augment": "none", "finetuning": "full", "data": None, "test_data": []}
         former.update(frames=None, faces=None, face_fallback=None, bf16=False, val_fraction=None)
         unset = tuple(key for key, value in former.items() if getattr(self, key) == value)
-        settings = {key: value for key, value in asdict(self).items() if key not in grid + summary_only + unset}
+        settings = {
+            key: value for key, value in asdict(self).items() if key not in grid + per_method + summary_only + unset
+        }
+        # A full-tuning cell records no tuning, as before methods (and --finetune) existed: so the default study's
+        # cells (CoRIT, its ablations and the baseline, all full) stay valid.
+        tuning = self.tuning_of(method)
+        if tuning != former["finetuning"]:
+            settings["finetuning"] = tuning
         return {
             "cell_version": CELL_VERSION,
             **settings,
             "learning_rate": self.learning_rate_of(backbone),
             **backbone.run_settings(),
         }
+
+    def tuning_of(self, method: str) -> str:
+        """What trains in `method`'s runs: `finetuning` where given, else the method's own tuning."""
+        return self.finetuning or method_finetuning(method)
 
     def learning_rate_of(self, backbone: Backbone) -> float:
         """`learning_rate`, else the default for `backbone` (gentler for pretrained weights)."""
@@ -149,7 +163,7 @@ class StudySettings:
         return VALIDATION if self.data is not None else f"{TEST_PREFIX}_{self.train_family}"
 
     def cells(self) -> list[tuple[str, float, int]]:
-        """Every (config, rho, seed) of the grid, seed-major so a first seed completes the picture first."""
+        """Every (method, rho, seed) of the grid, seed-major so a first seed completes the picture first."""
         return [(config, rho, seed) for seed in self.seeds for config in self.configs for rho in self.rhos]
 
 
