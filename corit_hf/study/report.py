@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from ..data.splits import describe_carve
 from ..files import atomic_target, write_json, write_text_atomic
+from .comparison import auc_cell, cor_text, methods_lines, number
 
 
 REPORT_FILES = ("study.json", "study.csv", "study.md", "auc_vs_rho.png", "gsnr_heatmap.png")
@@ -81,7 +82,7 @@ def study_markdown(summary: dict) -> str:
         f"{_backbone_text(backbone)}, {_tuning_text(settings)}, {_sam_text(settings)}), seeds {settings['seeds']}.",
         "",
         *_carve_lines(summary),
-        *_methods_lines(summary),
+        *methods_lines(summary),
         f"Held-out AUC in domain (`{summary['in_domain_split']}`){spread}; `*` = collapsed in at least one seed:",
         "",
         *_auc_table(rows, ("config",), rhos, "auc_mean", "auc_std", with_cor=True),
@@ -119,18 +120,18 @@ def _backbones_markdown(summary: dict) -> str:
         *(f"- {_backbone_text(backbone)}, lr {backbone['learning_rate']:g}" for backbone in backbones.values()),
         "",
         *_carve_lines(summary),
-        *_methods_lines(summary),
+        *methods_lines(summary),
         f"COR per configuration and backbone, from the held-out AUC in domain (`{summary['in_domain_split']}`):",
         "",
-        *_backbone_matrix(summary, lambda s: _cor_text(s["cor"], rhos)),
+        *_backbone_matrix(summary, lambda s: cor_text(s["cor"], rhos)),
         "",
         f"Mean AUC on the unseen splits at rho=0{spread}:",
         "",
-        *_backbone_matrix(summary, lambda s: _auc_cell(s["rows"][0], "unseen_auc_mean", "unseen_auc_std", False)),
+        *_backbone_matrix(summary, lambda s: auc_cell(s["rows"][0], "unseen_auc_mean", "unseen_auc_std", False)),
         "",
         "Mean GSNR at rho=0:",
         "",
-        *_backbone_matrix(summary, lambda s: _number(s["mean_gsnr"], ".3f")),
+        *_backbone_matrix(summary, lambda s: number(s["mean_gsnr"], ".3f")),
         "",
         *(f"- `{name}`: {_spearman_line(b['gsnr_cor_spearman'])}" for name, b in backbones.items()),
         "",
@@ -147,47 +148,6 @@ def _backbones_markdown(summary: dict) -> str:
         *_failure_lines(summary.get("failed_runs", []), with_backbone=True),
     ]
     return "\n".join(lines)
-
-
-def _methods_lines(summary: dict) -> list[str]:
-    """The methods side by side (per backbone where there are several): in-domain AUC at rho=0, COR, mean unseen
-    AUC at rho=0 and at the method's best rho, trainable weights and seconds per step (at rho=0)."""
-    backbones = summary["backbones"]
-    rhos = summary["settings"]["rhos"]
-    several = len(backbones) > 1
-    lines = [
-        "Methods side by side. Best rho: the rho with the highest in-domain AUC (model selection that never looks "
-        "at the unseen splits). Step cost: seconds per optimizer step of the rho=0 run (train_runtime / steps), "
-        "and relative to the study's first full-tuning method on the same backbone:",
-        "",
-        ("| backbone " if several else "")
-        + "| method | tuning | in-domain AUC rho=0 | COR | unseen AUC rho=0 | best rho | unseen AUC at best rho "
-        "| trainable weights | s/step | step cost vs full |",
-        ("|---" if several else "") + "|---|---|" + "---:|" * 8,
-    ]
-    for name, backbone in backbones.items():
-        configs = backbone["configs"]
-        full = next((c for c, s in configs.items() if s.get("finetuning") == "full" and s.get("step_seconds")), None)
-        for config, s in configs.items():
-            first = s["rows"][0]
-            relative = (
-                f"{s['step_seconds'] / configs[full]['step_seconds']:.2f}x {full}"
-                if full and s.get("step_seconds")
-                else "n/a"
-            )
-            cells = [
-                s.get("finetuning", "full"),
-                _auc_cell(first, "auc_mean", "auc_std", True),
-                _cor_text(s["cor"], rhos),
-                _auc_cell(first, "unseen_auc_mean", "unseen_auc_std", False),
-                _number(s.get("best_rho"), "g"),
-                _number(s.get("unseen_auc_at_best_rho"), ".2f"),
-                _number(s.get("trainable_parameters"), ","),
-                _number(s.get("step_seconds"), ".3f"),
-                relative,
-            ]
-            lines.append(("| " + name + " " if several else "") + f"| {config} | " + " | ".join(cells) + " |")
-    return [*lines, ""]
 
 
 def _backbone_matrix(summary: dict, value: Callable[[dict], str]) -> list[str]:
@@ -264,18 +224,11 @@ def _auc_table(
     )
     lines = [header, "|" + "---|" * len(columns) + "---:|" * (len(rhos) + with_cor)]
     for labels, config_summary in rows.items():
-        cells = [_auc_cell(row, mean_key, std_key, with_cor) for row in config_summary["rows"]]
+        cells = [auc_cell(row, mean_key, std_key, with_cor) for row in config_summary["rows"]]
         if with_cor:
-            cells.append(_cor_text(config_summary["cor"], rhos))
+            cells.append(cor_text(config_summary["cor"], rhos))
         lines.append(f"| {' | '.join(labels)} | " + " | ".join(cells) + " |")
     return lines
-
-
-def _auc_cell(row: dict, mean_key: str, std_key: str, mark_collapse: bool) -> str:
-    text = f"{row[mean_key]:.2f}"
-    if row["seeds"] > 1:
-        text += f"±{row[std_key]:.2f}"
-    return text + ("*" if mark_collapse and row["collapsed_runs"] else "")
 
 
 def _cor_table(configs: dict[str, dict], rhos: list[float]) -> list[str]:
@@ -284,11 +237,11 @@ def _cor_table(configs: dict[str, dict], rhos: list[float]) -> list[str]:
         "|---|---:|---|---:|---:|",
     ]
     for config, s in configs.items():
-        per_seed = ", ".join(_cor_text(cor, rhos) for cor in s["cor_by_seed"])
+        per_seed = ", ".join(cor_text(cor, rhos) for cor in s["cor_by_seed"])
         loss = s["rows"][0]["train_loss_mean"]
         lines.append(
-            f"| {config} | {_cor_text(s['cor'], rhos)} | {per_seed} | {_number(loss, '.3f')} | "
-            f"{_number(s['mean_gsnr'], '.3g')} |"
+            f"| {config} | {cor_text(s['cor'], rhos)} | {per_seed} | {number(loss, '.3f')} | "
+            f"{number(s['mean_gsnr'], '.3g')} |"
         )
     return [*lines, "", _cor_note(rhos)]
 
@@ -298,16 +251,6 @@ def _cor_note(rhos: list[float]) -> str:
         f"COR `>={max(rhos):g}`: no run on the grid fell below half of the rho=0 run's above-chance AUC. "
         "n/a: the rho=0 run itself is not above chance. GSNR: mean over layers and logged steps after step 0."
     )
-
-
-def _cor_text(cor: float | None, rhos: list[float]) -> str:
-    if cor is None:
-        return "n/a"
-    return f">={cor:g}" if cor >= max(rhos) else f"{cor:.2f}"
-
-
-def _number(value: float | None, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
 
 
 def _spearman_line(spearman: dict) -> str:
