@@ -76,21 +76,13 @@ def study_markdown(summary: dict) -> str:
     settings = summary["settings"]
     rhos = settings["rhos"]
     rows = {(config,): s for config, s in backbone["configs"].items()}
-    spread = _spread_text(settings)
     lines = [
         f"Trained on {_data_text(settings)} ({_size_text(settings)}, lr {backbone['learning_rate']:g}, "
         f"{_backbone_text(backbone)}, {_tuning_text(settings)}, {_sam_text(settings)}), seeds {settings['seeds']}.",
         "",
         *_carve_lines(summary),
         *methods_lines(summary),
-        f"Held-out AUC in domain (`{summary['in_domain_split']}`){spread}; `*` = collapsed in at least one seed:",
-        "",
-        *_auc_table(rows, ("config",), rhos, "auc_mean", "auc_std", with_cor=True),
-        "",
-        f"Mean AUC on the unseen splits{spread}:",
-        "",
-        *_auc_table(rows, ("config",), rhos, "unseen_auc_mean", "unseen_auc_std", with_cor=False),
-        "",
+        *_auc_by_rho_lines(summary, rows, ("config",)),
         *_cor_table(backbone["configs"], rhos),
         "",
         _spearman_line(backbone["gsnr_cor_spearman"]),
@@ -98,6 +90,22 @@ def study_markdown(summary: dict) -> str:
         *_failure_lines(summary.get("failed_runs", []), with_backbone=False),
     ]
     return "\n".join(lines)
+
+
+def _auc_by_rho_lines(summary: dict, rows: dict, keys: tuple[str, ...]) -> list[str]:
+    """The two AUC-by-rho tables: in domain (with COR) and the mean over the unseen splits, a row per `rows` key."""
+    settings = summary["settings"]
+    rhos, spread = settings["rhos"], _spread_text(settings)
+    return [
+        f"Held-out AUC in domain (`{summary['in_domain_split']}`){spread}; `*` = collapsed in at least one seed:",
+        "",
+        *_auc_table(rows, keys, rhos, "auc_mean", "auc_std", with_cor=True),
+        "",
+        f"Mean AUC on the unseen splits{spread}:",
+        "",
+        *_auc_table(rows, keys, rhos, "unseen_auc_mean", "unseen_auc_std", with_cor=False),
+        "",
+    ]
 
 
 def _backbones_markdown(summary: dict) -> str:
@@ -135,14 +143,7 @@ def _backbones_markdown(summary: dict) -> str:
         "",
         *(f"- `{name}`: {_spearman_line(b['gsnr_cor_spearman'])}" for name, b in backbones.items()),
         "",
-        f"Held-out AUC in domain (`{summary['in_domain_split']}`){spread}; `*` = collapsed in at least one seed:",
-        "",
-        *_auc_table(rows, ("config", "backbone"), rhos, "auc_mean", "auc_std", with_cor=True),
-        "",
-        f"Mean AUC on the unseen splits{spread}:",
-        "",
-        *_auc_table(rows, ("config", "backbone"), rhos, "unseen_auc_mean", "unseen_auc_std", with_cor=False),
-        "",
+        *_auc_by_rho_lines(summary, rows, ("config", "backbone")),
         _cor_note(rhos),
         "",
         *_failure_lines(summary.get("failed_runs", []), with_backbone=True),
